@@ -1,0 +1,64 @@
+"""The reproducibility record of a run (run.json): seed, code version, data hash, package versions, device."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sftlab.data import files_sha256
+
+PACKAGES = (
+    "sftlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "sacrebleu", "hydra-core",
+    "optuna", "wandb", "unsloth", "bitsandbytes",
+)
+
+
+def git_state(cwd: str | Path = ".") -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_description() -> str:
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name()} x{torch.cuda.device_count()}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def run_record(seed: int, data_files: list[str], backend: str, model_path: str) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        "git": git_state(),
+        "data_files": data_files,
+        "data_sha256": files_sha256(data_files),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "device": device_description(),
+        "backend": backend,
+        "model_path": model_path,
+        "argv": sys.argv,
+    }

@@ -1,0 +1,169 @@
+"""``python -m sftlab.train``: LoRA SFT of the configured model, then translation evaluation.
+
+The Hydra task returns the configured objective (``eval.objective``), so a sweeper can optimise it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sftlab import data, rundir
+from sftlab.backends import resolve_backend
+from sftlab.cli import entry_point
+from sftlab.config import register_configs
+from sftlab.errors import SftlabError
+from sftlab.tracking import create_tracker
+
+register_configs()
+
+OBJECTIVES = ("chrf", "chrf_pp", "bleu", "eval_loss")
+
+
+def check_objective(cfg: DictConfig) -> None:
+    objective = cfg.eval.objective
+    if objective not in OBJECTIVES:
+        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of: {', '.join(OBJECTIVES)})")
+    if objective == "eval_loss" and cfg.trainer.eval_steps <= 0:
+        raise SftlabError("eval.objective=eval_loss needs trainer.eval_steps > 0")
+    if objective != "eval_loss" and not cfg.eval.enabled:
+        raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
+
+
+def load_splits(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
+    """Validated training and validation records as plain dicts, filtered and capped as configured."""
+    train = data.load_records(cfg.data.train_files)
+    if cfg.data.val_files:
+        val = data.load_records(cfg.data.val_files)
+    else:
+        train, val = data.split_records(train, cfg.data.val_fraction, cfg.seed)
+    if cfg.data.languages:
+        unknown = set(cfg.data.languages) - set(data.LANGUAGES)
+        if unknown:
+            raise SftlabError(f"data.languages: unknown language(s) {', '.join(sorted(unknown))}")
+        train = [r for r in train if r.language in cfg.data.languages]
+        val = [r for r in val if r.language in cfg.data.languages]
+    train = train[: cfg.data.max_train_records] if cfg.data.max_train_records else train
+    val = val[: cfg.data.max_val_records] if cfg.data.max_val_records else val
+    if not train:
+        raise SftlabError("no training records left after data.languages / data.max_train_records")
+    return [r.as_dict() for r in train], [r.as_dict() for r in val]
+
+
+def sweep_context() -> dict[str, Any]:
+    """The W&B group and trial facts of a multirun job (empty for a single run)."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN":
+        return {}
+    return {
+        "group": str(Path(hydra_cfg.sweep.dir)),
+        "job_num": hydra_cfg.job.num,
+        "overrides": list(hydra_cfg.overrides.task),
+    }
+
+
+def train_task(cfg: DictConfig, run_dir: Path) -> float:
+    check_objective(cfg)
+    backend = resolve_backend(cfg.backend.name)
+    # Imported after resolve_backend: Unsloth must patch transformers, TRL and PEFT before they load.
+    from sftlab import evaluation, models, provenance, training
+    from sftlab.prompts import PromptFormat
+
+    train_records, val_records = load_splits(cfg)
+    pairs = (
+        data.load_translation_pairs(cfg.eval.test_file, cfg.eval.directions, cfg.eval.max_pairs_per_direction)
+        if cfg.eval.enabled
+        else []
+    )
+    precision = models.resolve_precision(cfg.trainer.precision)
+    path = models.model_path(cfg.model, cfg.cache_dir)
+    data_files = [*cfg.data.train_files, *cfg.data.val_files]
+    rundir.write_json(run_dir / rundir.RUN, provenance.run_record(cfg.seed, data_files, backend, path))
+
+    sweep = sweep_context()
+    tracker = create_tracker(
+        cfg.logger,
+        OmegaConf.to_container(cfg, resolve=True),
+        run_dir,
+        name=cfg.run_name,
+        group=cfg.logger.group or sweep.get("group"),
+        tags=[*cfg.logger.tags, f"prompt:{cfg.prompt.name}", f"model:{cfg.model.name}"],
+        extra_config={"run_dir": str(run_dir), "sweep": sweep},
+    )
+    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
+    prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
+    peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
+    failed = True
+    try:
+        metrics = training.run_training(
+            training.TrainingSetup(
+                model=peft_model,
+                tokenizer=tokenizer,
+                prompt_format=prompt_format,
+                train_records=train_records,
+                val_records=val_records,
+                trainer_cfg=cfg.trainer,
+                seed=cfg.seed,
+                precision=precision,
+                run_dir=run_dir,
+                backend=backend,
+                callbacks=[training.StepReporter(tracker.log)],
+            )
+        )
+        scores = None
+        if cfg.eval.enabled:
+            if backend == "unsloth":
+                from unsloth import FastLanguageModel
+
+                FastLanguageModel.for_inference(peft_model)
+            scores = evaluation.evaluate_translations(peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
+            tracker.log_evaluation(scores, rundir.read_jsonl(run_dir / rundir.PREDICTIONS))
+        value = evaluation.objective_value(cfg.eval.objective, scores, metrics)
+        failed = False
+    finally:
+        tracker.finish(failed=failed)
+        models.release_adapter(peft_model)
+    print_summary(run_dir, metrics, scores, cfg.eval.objective, value)
+    return value
+
+
+def print_summary(run_dir: Path, metrics: dict, scores: dict | None, objective: str, value: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]trained[/bold] {metrics['steps']} steps: loss {metrics['first_train_loss']:.3f} -> "
+        f"{metrics['last_train_loss']:.3f}"
+        + (f", eval loss {metrics['eval_loss']:.3f}" if metrics.get("eval_loss") is not None else "")
+        + f", {metrics['tokens_per_second']:.0f} tokens/s, peak {metrics['peak_memory_gib']:.2f} GiB"
+    )
+    if scores is not None:
+        table = Table(title="translation quality (sacreBLEU)")
+        for column in ("direction", "pairs", "BLEU", "chrF", "chrF++", "empty", "truncated"):
+            table.add_column(column, justify="right" if column != "direction" else "left")
+        for direction, entry in scores["directions"].items():
+            table.add_row(
+                direction, str(entry["pairs"]), f"{entry['bleu']:.1f}", f"{entry['chrf']:.1f}",
+                f"{entry['chrf_pp']:.1f}", str(entry["empty"]), str(entry["truncated"]),
+            )
+        macro = scores["macro"]
+        table.add_row("macro", "", f"{macro['bleu']:.1f}", f"{macro['chrf']:.1f}", f"{macro['chrf_pp']:.1f}", "", "")
+        console.print(table)
+    if metrics.get("adapter_dir"):
+        console.print(f"adapter: {metrics['adapter_dir']}")
+    console.print(f"metrics: {run_dir / rundir.METRICS}" + (f", scores: {run_dir / rundir.EVAL}" if scores else ""))
+    console.print(f"objective {objective} = {value:.4f}")
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return entry_point(train_task)(cfg)
+
+
+if __name__ == "__main__":
+    main()

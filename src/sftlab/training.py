@@ -1,0 +1,274 @@
+"""Supervised fine-tuning with TRL's SFTTrainer: tokenized splits, the trainer, faults and the run's outputs.
+
+Records are rendered and tokenized here (not by SFTTrainer) so truncation can be counted and reported, and so a
+sweep reuses one tokenization per (tokenizer, prompt format, max length, data). The dataset handed to SFTTrainer
+carries ``input_ids`` and ``completion_mask``, the processed form both TRL 1.15 and 1.16 accept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from sftlab import rundir
+from sftlab.errors import SftlabError, TrainingFault
+from sftlab.prompts import PromptFormat, prompt_token_ids
+
+
+@dataclass
+class TokenizedSplit:
+    dataset: Dataset
+    records: int
+    truncated: int  # records cut at max_length
+    dropped: int  # records whose prompt alone filled max_length (no completion token left to learn)
+    tokens: int
+
+    def summary(self) -> dict[str, int]:
+        return {"records": self.records, "truncated": self.truncated, "dropped": self.dropped, "tokens": self.tokens}
+
+
+_tokenized: dict[str, TokenizedSplit] = {}
+
+
+def _cache_key(tokenizer: Any, prompt_format: PromptFormat, max_length: int, records: Sequence[dict]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode())
+    digest.update(json.dumps(list(records), ensure_ascii=False, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def tokenize_split(
+    records: Sequence[dict],
+    prompt_format: PromptFormat,
+    tokenizer: Any,
+    max_length: int,
+    completion_only_loss: bool,
+    name: str,
+) -> TokenizedSplit:
+    """Render, tokenize and truncate records; cached within the process."""
+    key = _cache_key(tokenizer, prompt_format, max_length, records) + str(completion_only_loss)
+    if key in _tokenized:
+        return _tokenized[key]
+
+    def encode(record: dict) -> dict[str, Any]:
+        example = prompt_format.render(record)
+        prompt_ids = prompt_token_ids(tokenizer, example.prompt)
+        completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
+        input_ids = (prompt_ids + completion_ids)[:max_length]
+        learn = [0] * len(prompt_ids) + [1] * len(completion_ids) if completion_only_loss else [1] * (
+            len(prompt_ids) + len(completion_ids)
+        )
+        return {
+            "input_ids": input_ids,
+            "completion_mask": learn[:max_length],
+            "full_length": len(prompt_ids) + len(completion_ids),
+        }
+
+    dataset = Dataset.from_list(list(records)).map(
+        encode, remove_columns=list(records[0].keys()), desc=f"Tokenizing {name} ({prompt_format.name})"
+    )
+    truncated = sum(1 for n in dataset["full_length"] if n > max_length)
+    kept = dataset.filter(lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records")
+    kept = kept.remove_columns(["full_length"])
+    split = TokenizedSplit(
+        dataset=kept,
+        records=len(dataset),
+        truncated=truncated,
+        dropped=len(dataset) - len(kept),
+        tokens=sum(len(ids) for ids in kept["input_ids"]),
+    )
+    if len(kept) == 0:
+        raise SftlabError(
+            f"every {name} record was dropped: the prompts alone exceed trainer.max_seq_length={max_length}"
+        )
+    if len(_tokenized) >= 8:
+        _tokenized.pop(next(iter(_tokenized)))
+    _tokenized[key] = split
+    return split
+
+
+class FaultGuard(TrainerCallback):
+    """Stops training on a non-finite loss or gradient norm, with the step it happened at."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for name in ("loss", "grad_norm", "eval_loss"):
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingFault(
+                    f"{name} became {value} at step {state.global_step}; lower trainer.learning_rate or check the data"
+                )
+
+
+class StepReporter(TrainerCallback):
+    """Hands every log dict (train and eval) to a plain function, e.g. a tracker or a sweep's pruning hook."""
+
+    def __init__(self, report: Callable[[dict[str, float], int], None]):
+        self.report = report
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
+
+
+@dataclass
+class TrainingSetup:
+    """Everything one training run needs, built by the entry point."""
+
+    model: Any  # base model with a fresh LoRA adapter
+    tokenizer: Any
+    prompt_format: PromptFormat
+    train_records: list[dict]
+    val_records: list[dict]
+    trainer_cfg: Any
+    seed: int
+    precision: str  # resolved: bf16 | fp16 | fp32
+    run_dir: Path
+    backend: str
+    callbacks: list[TrainerCallback] = field(default_factory=list)
+
+
+def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
+    cfg = setup.trainer_cfg
+    eval_steps = int(cfg.eval_steps) if has_eval else 0
+    save_steps = int(cfg.save_steps)
+    return SFTConfig(
+        output_dir=str(setup.run_dir / rundir.CHECKPOINTS),
+        max_length=int(cfg.max_seq_length),
+        completion_only_loss=bool(cfg.completion_only_loss),
+        padding_free=bool(cfg.padding_free),
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        per_device_train_batch_size=int(cfg.per_device_train_batch_size),
+        per_device_eval_batch_size=int(cfg.per_device_eval_batch_size),
+        gradient_accumulation_steps=int(cfg.gradient_accumulation_steps),
+        num_train_epochs=float(cfg.num_train_epochs),
+        max_steps=int(cfg.max_steps),
+        learning_rate=float(cfg.learning_rate),
+        lr_scheduler_type=str(cfg.lr_scheduler_type),
+        warmup_steps=float(cfg.warmup_steps),
+        weight_decay=float(cfg.weight_decay),
+        max_grad_norm=float(cfg.max_grad_norm),
+        optim=str(cfg.optim),
+        # Gradient checkpointing is switched on with the adapter (models.add_lora), in the backend's own way.
+        gradient_checkpointing=False,
+        bf16=setup.precision == "bf16",
+        fp16=setup.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps" if eval_steps > 0 else "no",
+        eval_steps=eval_steps or None,
+        logging_steps=int(cfg.logging_steps),
+        logging_first_step=True,
+        save_strategy="steps" if save_steps > 0 else "no",
+        save_steps=save_steps or 500,
+        save_total_limit=int(cfg.save_total_limit),
+        seed=setup.seed,
+        data_seed=setup.seed,
+        dataloader_num_workers=int(cfg.dataloader_num_workers),
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=False,
+        dataset_num_proc=None,
+    )
+
+
+def peak_memory() -> dict[str, float | str]:
+    if torch.cuda.is_available():
+        return {"peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30, "peak_memory_kind": "cuda_allocated"}
+    # ru_maxrss is in KiB on Linux
+    return {"peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "peak_memory_kind": "cpu_rss"}
+
+
+def run_training(setup: TrainingSetup) -> dict[str, Any]:
+    """Train, save the adapter and tokenizer, write metrics.json; returns the metrics."""
+    cfg = setup.trainer_cfg
+    max_length = int(cfg.max_seq_length)
+    train = tokenize_split(
+        setup.train_records, setup.prompt_format, setup.tokenizer, max_length, cfg.completion_only_loss, "train"
+    )
+    val = (
+        tokenize_split(
+            setup.val_records, setup.prompt_format, setup.tokenizer, max_length, cfg.completion_only_loss, "validation"
+        )
+        if setup.val_records and int(cfg.eval_steps) > 0
+        else None
+    )
+    for split_name, split in (("train", train), ("validation", val)):
+        if split is not None and (split.truncated or split.dropped):
+            print(
+                f"[sftlab] {split_name}: {split.truncated} of {split.records} records cut at max_seq_length={max_length}"
+                f", {split.dropped} dropped (prompt alone too long)"
+            )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer = SFTTrainer(
+        model=setup.model,
+        args=_sft_config(setup, has_eval=val is not None),
+        train_dataset=train.dataset,
+        eval_dataset=val.dataset if val is not None else None,
+        processing_class=setup.tokenizer,
+        callbacks=[FaultGuard(), *setup.callbacks],
+    )
+    resume = bool(cfg.resume_from_checkpoint)
+    if resume and not list((setup.run_dir / rundir.CHECKPOINTS).glob("checkpoint-*")):
+        raise SftlabError(
+            f"trainer.resume_from_checkpoint=true but {setup.run_dir / rundir.CHECKPOINTS} holds no checkpoint; "
+            "point hydra.run.dir at the run to resume"
+        )
+    started = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+    except torch.OutOfMemoryError:
+        raise TrainingFault(
+            f"CUDA out of memory at step {trainer.state.global_step} (batch {cfg.per_device_train_batch_size} x "
+            f"{max_length} tokens); lower trainer.per_device_train_batch_size or trainer.max_seq_length"
+        ) from None
+    except KeyboardInterrupt:
+        raise TrainingFault(
+            f"interrupted at step {trainer.state.global_step}; checkpoints kept in {setup.run_dir / rundir.CHECKPOINTS}"
+            " (resume with trainer.resume_from_checkpoint=true and the same hydra.run.dir)",
+            interrupted=True,
+        ) from None
+    runtime = time.perf_counter() - started
+    history = trainer.state.log_history
+    train_losses = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+    eval_losses = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
+    if val is not None and (not eval_losses or eval_losses[-1][0] != trainer.state.global_step):
+        final_eval = trainer.evaluate()
+        eval_losses.append((trainer.state.global_step, final_eval["eval_loss"]))
+    tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
+    metrics: dict[str, Any] = {
+        "train_loss": float(result.training_loss),
+        "first_train_loss": train_losses[0][1] if train_losses else None,
+        "last_train_loss": train_losses[-1][1] if train_losses else None,
+        "eval_loss": eval_losses[-1][1] if eval_losses else None,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "train_runtime_s": runtime,
+        "train_tokens": tokens_seen,
+        "tokens_per_second": tokens_seen / runtime if runtime > 0 else None,
+        **peak_memory(),
+        "train_split": train.summary(),
+        "validation_split": val.summary() if val is not None else None,
+        "train_loss_history": train_losses,
+        "eval_loss_history": eval_losses,
+        "backend": setup.backend,
+        "precision": setup.precision,
+    }
+    if cfg.save_adapter:
+        adapter_dir = setup.run_dir / rundir.ADAPTER
+        trainer.model.save_pretrained(str(adapter_dir))
+        setup.tokenizer.save_pretrained(str(adapter_dir))
+        metrics["adapter_dir"] = str(adapter_dir)
+    rundir.write_json(setup.run_dir / rundir.METRICS, metrics)
+    return metrics
