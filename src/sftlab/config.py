@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
+
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -89,6 +90,7 @@ class TrainerConfig:
     gradient_checkpointing: bool = True
     precision: Precision = Precision.auto
     eval_steps: int = 50  # evaluation loss on the validation split every N steps; 0 switches it off
+    eval_on_start: bool = False  # also before the first step, to see how far the loss fell
     logging_steps: int = 10
     save_steps: int = 100
     save_total_limit: int = 2

@@ -59,7 +59,12 @@ def extract_response(generated: str, eos_token: str) -> str:
 
 @torch.inference_mode()
 def generate(
-    model: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int, max_new_tokens: int, num_beams: int = 1
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
 ) -> list[tuple[str, bool]]:
     """Greedy (or beam) generation in left-padded batches, longest prompts first.
 
@@ -122,9 +127,7 @@ def score_predictions(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
             entry["signatures"][name] = str(metric.get_signature())
         directions[direction] = entry
     macro = {name: sum(d[name] for d in directions.values()) / len(directions) for name in SCORES}
-    counts = {
-        key: sum(d[key] for d in directions.values()) for key in ("pairs", "empty", "truncated")
-    }
+    counts = {key: sum(d[key] for d in directions.values()) for key in ("pairs", "empty", "truncated")}
     return {"directions": directions, "macro": macro, "counts": counts}
 
 
@@ -150,7 +153,12 @@ def evaluate_translations(
     tokenizer.padding_side = "left"
     try:
         generations = generate(
-            model, tokenizer, prompts, int(eval_cfg.batch_size), int(eval_cfg.max_new_tokens), int(eval_cfg.num_beams)
+            model,
+            tokenizer,
+            prompts,
+            int(eval_cfg.batch_size),
+            int(eval_cfg.max_new_tokens),
+            int(eval_cfg.num_beams),
         )
     finally:
         tokenizer.padding_side = padding_side
@@ -192,7 +200,9 @@ def objective_value(objective: str, scores: dict[str, Any] | None, metrics: dict
             raise SftlabError("eval.objective=eval_loss needs a validation split and trainer.eval_steps > 0")
         return float(value)
     if objective not in SCORES:
-        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {', '.join(SCORES)}, eval_loss)")
+        raise SftlabError(
+            f"unknown eval.objective {objective!r} (expected one of {', '.join(SCORES)}, eval_loss)"
+        )
     if scores is None:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
     return float(scores["macro"][objective])

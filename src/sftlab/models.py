@@ -24,7 +24,8 @@ import torch
 
 from sftlab.errors import SftlabError
 
-TINY_SPECIAL_TOKENS = ("<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>")
+# ChatML markers, like the embedded default: <|im_end|> ends a turn and is the end-of-sequence token.
+TINY_SPECIAL_TOKENS = ("<|im_end|>", "<|pad|>", "<|im_start|>", "<|endoftext|>")
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -119,7 +120,10 @@ def build_tiny_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|pad|>", bos_token=None
+        tokenizer_object=core,
+        eos_token=TINY_SPECIAL_TOKENS[0],
+        pad_token=TINY_SPECIAL_TOKENS[1],
+        bos_token=None,
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(TINY_SPECIAL_TOKENS[2:])})
     tokenizer.chat_template = CHATML_TEMPLATE
@@ -177,7 +181,9 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
     if load_in_4bit:
         if not torch.cuda.is_available():
-            raise SftlabError("4-bit loading (model.load_in_4bit=true) needs a CUDA GPU; pick an unquantized model")
+            raise SftlabError(
+                "4-bit loading (model.load_in_4bit=true) needs a CUDA GPU; pick an unquantized model"
+            )
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -202,13 +208,18 @@ def _load_unsloth(path: str, load_in_4bit: bool, precision: str, max_seq_length:
 
     try:
         return FastLanguageModel.from_pretrained(
-            model_name=path, max_seq_length=max_seq_length, dtype=torch_dtype(precision), load_in_4bit=load_in_4bit
+            model_name=path,
+            max_seq_length=max_seq_length,
+            dtype=torch_dtype(precision),
+            load_in_4bit=load_in_4bit,
         )
     except OSError as error:
         raise SftlabError(f"cannot load model '{path}': {str(error).splitlines()[0]}") from None
 
 
-def load_base(path: str, backend: str, load_in_4bit: bool, precision: str, max_seq_length: int) -> tuple[Any, Any]:
+def load_base(
+    path: str, backend: str, load_in_4bit: bool, precision: str, max_seq_length: int
+) -> tuple[Any, Any]:
     """The base model and tokenizer, loaded once per process for the same settings."""
     key = BaseKey(path, backend, load_in_4bit, precision, max_seq_length if backend == "unsloth" else 0)
     if key not in _loaded:
@@ -275,7 +286,9 @@ def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
     trained_on = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     ours = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
     if trained_on and ours and _model_identity(trained_on) != _model_identity(ours):
-        raise SftlabError(f"{adapter_dir}: adapter was trained on '{trained_on}', not on the loaded base '{ours}'")
+        raise SftlabError(
+            f"{adapter_dir}: adapter was trained on '{trained_on}', not on the loaded base '{ours}'"
+        )
     return PeftModel.from_pretrained(model, str(adapter_dir))
 
 

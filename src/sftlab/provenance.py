@@ -14,8 +14,19 @@ import torch
 from sftlab.data import files_sha256
 
 PACKAGES = (
-    "sftlab", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "sacrebleu", "hydra-core",
-    "optuna", "wandb", "unsloth", "bitsandbytes",
+    "sftlab",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "sacrebleu",
+    "hydra-core",
+    "optuna",
+    "wandb",
+    "unsloth",
+    "bitsandbytes",
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from sftlab import rundir
@@ -36,7 +36,12 @@ class TokenizedSplit:
     tokens: int
 
     def summary(self) -> dict[str, int]:
-        return {"records": self.records, "truncated": self.truncated, "dropped": self.dropped, "tokens": self.tokens}
+        return {
+            "records": self.records,
+            "truncated": self.truncated,
+            "dropped": self.dropped,
+            "tokens": self.tokens,
+        }
 
 
 _tokenized: dict[str, TokenizedSplit] = {}
@@ -44,7 +49,9 @@ _tokenized: dict[str, TokenizedSplit] = {}
 
 def _cache_key(tokenizer: Any, prompt_format: PromptFormat, max_length: int, records: Sequence[dict]) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode())
+    digest.update(
+        f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode()
+    )
     digest.update(json.dumps(list(records), ensure_ascii=False, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -67,8 +74,10 @@ def tokenize_split(
         prompt_ids = prompt_token_ids(tokenizer, example.prompt)
         completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
         input_ids = (prompt_ids + completion_ids)[:max_length]
-        learn = [0] * len(prompt_ids) + [1] * len(completion_ids) if completion_only_loss else [1] * (
-            len(prompt_ids) + len(completion_ids)
+        learn = (
+            [0] * len(prompt_ids) + [1] * len(completion_ids)
+            if completion_only_loss
+            else [1] * (len(prompt_ids) + len(completion_ids))
         )
         return {
             "input_ids": input_ids,
@@ -80,7 +89,9 @@ def tokenize_split(
         encode, remove_columns=list(records[0].keys()), desc=f"Tokenizing {name} ({prompt_format.name})"
     )
     truncated = sum(1 for n in dataset["full_length"] if n > max_length)
-    kept = dataset.filter(lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records")
+    kept = dataset.filter(
+        lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records"
+    )
     kept = kept.remove_columns(["full_length"])
     split = TokenizedSplit(
         dataset=kept,
@@ -97,6 +108,20 @@ def tokenize_split(
         _tokenized.pop(next(iter(_tokenized)))
     _tokenized[key] = split
     return split
+
+
+class SftlabTrainer(SFTTrainer):
+    """SFTTrainer, with transformers' own loss on CPU.
+
+    TRL computes the loss through a tiled LM head written for Triton; without a GPU its PyTorch fallback scores
+    every position, prompt tokens included, and ran 2-3x slower than the model's plain cross-entropy on our CPU
+    runs. On CUDA (Triton, Unsloth) TRL's path is kept.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if torch.cuda.is_available():
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
 
 class FaultGuard(TrainerCallback):
@@ -119,7 +144,9 @@ class StepReporter(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
+            self.report(
+                {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step
+            )
 
 
 @dataclass
@@ -167,6 +194,7 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         use_cpu=not torch.cuda.is_available(),
         eval_strategy="steps" if eval_steps > 0 else "no",
         eval_steps=eval_steps or None,
+        eval_on_start=bool(cfg.eval_on_start) and eval_steps > 0,
         logging_steps=int(cfg.logging_steps),
         logging_first_step=True,
         save_strategy="steps" if save_steps > 0 else "no",
@@ -184,9 +212,15 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
 
 def peak_memory() -> dict[str, float | str]:
     if torch.cuda.is_available():
-        return {"peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30, "peak_memory_kind": "cuda_allocated"}
+        return {
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "peak_memory_kind": "cuda_allocated",
+        }
     # ru_maxrss is in KiB on Linux
-    return {"peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "peak_memory_kind": "cpu_rss"}
+    return {
+        "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_memory_kind": "cpu_rss",
+    }
 
 
 def run_training(setup: TrainingSetup) -> dict[str, Any]:
@@ -194,11 +228,21 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
     cfg = setup.trainer_cfg
     max_length = int(cfg.max_seq_length)
     train = tokenize_split(
-        setup.train_records, setup.prompt_format, setup.tokenizer, max_length, cfg.completion_only_loss, "train"
+        setup.train_records,
+        setup.prompt_format,
+        setup.tokenizer,
+        max_length,
+        cfg.completion_only_loss,
+        "train",
     )
     val = (
         tokenize_split(
-            setup.val_records, setup.prompt_format, setup.tokenizer, max_length, cfg.completion_only_loss, "validation"
+            setup.val_records,
+            setup.prompt_format,
+            setup.tokenizer,
+            max_length,
+            cfg.completion_only_loss,
+            "validation",
         )
         if setup.val_records and int(cfg.eval_steps) > 0
         else None
@@ -211,7 +255,7 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
             )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer = SFTTrainer(
+    trainer = SftlabTrainer(
         model=setup.model,
         args=_sft_config(setup, has_eval=val is not None),
         train_dataset=train.dataset,

@@ -1,0 +1,76 @@
+"""Shared fixtures: composed configs, the bundled data, a tiny model, and running the real entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from sftlab.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+register_configs()
+
+# Fast settings for real runs of the tiny model: long enough for its byte-level tokenizer, a few steps.
+TINY_RUN = [
+    "model=tiny_random",
+    "trainer=quick",
+    "trainer.max_seq_length=2048",
+    "trainer.max_steps=4",
+    "trainer.eval_steps=2",
+    "trainer.save_steps=0",
+    "eval=quick",
+    "eval.max_pairs_per_direction=2",
+    "eval.max_new_tokens=8",
+    "data.max_train_records=48",
+    "data.max_val_records=8",
+    "logger=none",
+]
+
+
+def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def run_module(module: str, *args: str, env: dict[str, str] | None = None, timeout: int = 600):
+    """Run ``python -m module args`` from the project root, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> str:
+    return os.environ.get("SFTLAB_CACHE") or str(Path.home() / ".cache" / "sftlab")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(cache_dir):
+    """The tiny random Llama and its tokenizer, loaded with the framework's own loader."""
+    from sftlab import models
+
+    cfg = compose_train(["model=tiny_random"])
+    path = models.model_path(cfg.model, cache_dir)
+    return models.load_base(path, "hf", False, "fp32", 2048)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One real training + evaluation run of the tiny model through ``python -m sftlab.train``."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    result = run_module("sftlab.train", *TINY_RUN, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir
