@@ -47,9 +47,7 @@ def test_clean_whitespace_and_exactly_one_eos(format_name, record_name):
     fmt = prompt_format(format_name)
     example = fmt.render(RECORDS[record_name])
     assert example.completion.count(fmt.eos_token) == 1 and example.completion.endswith(fmt.eos_token)
-    if (
-        fmt.style == "template"
-    ):  # a chat template closes every turn with it; a template format only the answer
+    if fmt.style == "template":  # a chat template closes every turn with it; a template format only the answer
         assert fmt.eos_token not in example.prompt
     assert not example.prompt.startswith((" ", "\n"))
     for line in example.text.splitlines():
@@ -74,9 +72,8 @@ def test_reasoning_tags_order_and_content():
         "<|response|>",
     ]
     assert "<|system|>You are a creative writer." in example.prompt
-    assert (
-        "into the voice, referring to relevant field information such as キャラクター, セリフ, before writing"
-        in (example.prompt)
+    assert "into the voice, referring to relevant field information such as キャラクター, セリフ, before writing" in (
+        example.prompt
     )
     assert example.prompt.endswith("<|response|>")
     assert example.completion == RECORDS["japanese"]["output"] + EOS
@@ -98,13 +95,9 @@ def test_optional_lines_disappear_when_the_record_has_nothing_for_them():
 
 
 def test_reasoning_after_metadata_when_switched():
-    config = OmegaConf.to_container(
-        compose_train(["prompt.components.reasoning_first=false"]).prompt, resolve=True
-    )
+    config = OmegaConf.to_container(compose_train(["prompt.components.reasoning_first=false"]).prompt, resolve=True)
     lines = PromptFormat(config, eos_token=EOS).render(RECORDS["english"]).prompt.splitlines()
-    assert [line[:12] for line in lines].index("<|reasoning|") > [line[:11] for line in lines].index(
-        "<|language|"
-    )
+    assert [line[:12] for line in lines].index("<|reasoning|") > [line[:11] for line in lines].index("<|language|")
 
 
 def test_weave_keywords_without_before_appends_the_phrase():

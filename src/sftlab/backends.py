@@ -24,9 +24,7 @@ def resolve_backend(requested: str) -> str:
         requested = "unsloth" if torch.cuda.is_available() and unsloth_installed() else "hf"
     if requested == "unsloth":
         if not torch.cuda.is_available():
-            raise SftlabError(
-                "backend=unsloth needs a CUDA GPU; use backend=hf (or backend=auto) on this machine"
-            )
+            raise SftlabError("backend=unsloth needs a CUDA GPU; use backend=hf (or backend=auto) on this machine")
         if not unsloth_installed():
             raise SftlabError("backend=unsloth needs the GPU extra: pip install -e '.[gpu]'")
         import unsloth  # noqa: F401  (patches transformers/TRL/PEFT; must come first)

@@ -59,9 +59,7 @@ def entry_point(task: Callable[[Any, Path], float | None]) -> Callable[[Any], fl
             if not in_sweep:
                 raise
             traceback.print_exc()
-            print(
-                f"[sftlab] job {hydra_cfg.job.num} failed: {type(error).__name__}: {error}", file=sys.stderr
-            )
+            print(f"[sftlab] job {hydra_cfg.job.num} failed: {type(error).__name__}: {error}", file=sys.stderr)
             return None
 
     return run

@@ -78,9 +78,7 @@ def read_json_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})"
-        ) from None
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})") from None
     if not text.strip():
         raise DataError(f"{path}: the file is empty")
     if text.lstrip().startswith("["):
@@ -192,9 +190,7 @@ def load_translation_pairs(
 def split_records(records: list[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
     """A seeded random split, for data that ships without a validation file."""
     if not 0.0 < val_fraction < 1.0:
-        raise DataError(
-            f"data.val_fraction must be between 0 and 1 when no val_files are given, got {val_fraction}"
-        )
+        raise DataError(f"data.val_fraction must be between 0 and 1 when no val_files are given, got {val_fraction}")
     shuffled = list(records)
     random.Random(seed).shuffle(shuffled)
     n_val = max(1, round(len(shuffled) * val_fraction))

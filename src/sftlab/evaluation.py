@@ -200,9 +200,7 @@ def objective_value(objective: str, scores: dict[str, Any] | None, metrics: dict
             raise SftlabError("eval.objective=eval_loss needs a validation split and trainer.eval_steps > 0")
         return float(value)
     if objective not in SCORES:
-        raise SftlabError(
-            f"unknown eval.objective {objective!r} (expected one of {', '.join(SCORES)}, eval_loss)"
-        )
+        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {', '.join(SCORES)}, eval_loss)")
     if scores is None:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
     return float(scores["macro"][objective])

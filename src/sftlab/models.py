@@ -181,9 +181,7 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
     if load_in_4bit:
         if not torch.cuda.is_available():
-            raise SftlabError(
-                "4-bit loading (model.load_in_4bit=true) needs a CUDA GPU; pick an unquantized model"
-            )
+            raise SftlabError("4-bit loading (model.load_in_4bit=true) needs a CUDA GPU; pick an unquantized model")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -217,9 +215,7 @@ def _load_unsloth(path: str, load_in_4bit: bool, precision: str, max_seq_length:
         raise SftlabError(f"cannot load model '{path}': {str(error).splitlines()[0]}") from None
 
 
-def load_base(
-    path: str, backend: str, load_in_4bit: bool, precision: str, max_seq_length: int
-) -> tuple[Any, Any]:
+def load_base(path: str, backend: str, load_in_4bit: bool, precision: str, max_seq_length: int) -> tuple[Any, Any]:
     """The base model and tokenizer, loaded once per process for the same settings."""
     key = BaseKey(path, backend, load_in_4bit, precision, max_seq_length if backend == "unsloth" else 0)
     if key not in _loaded:
@@ -286,9 +282,7 @@ def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
     trained_on = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     ours = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
     if trained_on and ours and _model_identity(trained_on) != _model_identity(ours):
-        raise SftlabError(
-            f"{adapter_dir}: adapter was trained on '{trained_on}', not on the loaded base '{ours}'"
-        )
+        raise SftlabError(f"{adapter_dir}: adapter was trained on '{trained_on}', not on the loaded base '{ours}'")
     return PeftModel.from_pretrained(model, str(adapter_dir))
 
 

@@ -57,9 +57,7 @@ def weave_keywords(reasoning: str, keywords: list[str] | tuple[str, ...], phrase
 class PromptFormat:
     """Renders records in one configured format."""
 
-    def __init__(
-        self, config: Mapping[str, Any], eos_token: str | None = None, tokenizer: ChatTokenizer | None = None
-    ):
+    def __init__(self, config: Mapping[str, Any], eos_token: str | None = None, tokenizer: ChatTokenizer | None = None):
         self.name = str(config["name"])
         style = config.get("style", "template")
         self.style = str(getattr(style, "value", style))
@@ -71,19 +69,13 @@ class PromptFormat:
         described = json.dumps({**dict(config), "eos": self.eos_token}, sort_keys=True, default=str)
         self.fingerprint = hashlib.sha256(described.encode()).hexdigest()
         if self.style == "chat_template" and tokenizer is None:
-            raise SftlabError(
-                f"prompt format '{self.name}' uses the tokenizer's chat template: a tokenizer is needed"
-            )
+            raise SftlabError(f"prompt format '{self.name}' uses the tokenizer's chat template: a tokenizer is needed")
         prompt_source = str(config.get("prompt_template") or "")
         completion_source = str(config.get("completion_template") or "")
         for name in self.components.keys() - CODE_COMPONENTS:
             if f"components.{name}" not in prompt_source + completion_source:
-                raise SftlabError(
-                    f"prompt format '{self.name}': component '{name}' is not used by its templates"
-                )
-        environment = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
-        )
+                raise SftlabError(f"prompt format '{self.name}': component '{name}' is not used by its templates")
+        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
         try:
             self._prompt = environment.from_string(prompt_source)
             self._completion = environment.from_string(completion_source)
@@ -123,13 +115,9 @@ class PromptFormat:
             messages.insert(0, {"role": "system", "content": variables["system_message"]})
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         answer = completion.removesuffix(self.eos_token)
-        full = self.tokenizer.apply_chat_template(
-            [*messages, {"role": "assistant", "content": answer}], tokenize=False
-        )
+        full = self.tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}], tokenize=False)
         if not full.startswith(prompt):
-            raise SftlabError(
-                f"prompt format '{self.name}': the chat template does not extend the prompt it renders"
-            )
+            raise SftlabError(f"prompt format '{self.name}': the chat template does not extend the prompt it renders")
         return RenderedExample(prompt, full[len(prompt) :].rstrip())
 
     def render_prompt(self, record: Mapping[str, Any]) -> str:

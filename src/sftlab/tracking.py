@@ -64,9 +64,7 @@ def resolve_mode(configured: str) -> str:
 def _say_offline_once(reason: str, run_dir: Path) -> None:
     global _told_offline
     if not _told_offline:
-        print(
-            f"[sftlab] W&B: {reason}; logging offline under {run_dir}/wandb (upload later with `wandb sync`)"
-        )
+        print(f"[sftlab] W&B: {reason}; logging offline under {run_dir}/wandb (upload later with `wandb sync`)")
         _told_offline = True
 
 
@@ -113,9 +111,7 @@ class WandbTracker:
         self.run.log({_namespaced(key): value for key, value in metrics.items()}, step=step)
 
     def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
-        summary: dict[str, Any] = {
-            f"translation/macro/{name}": value for name, value in scores["macro"].items()
-        }
+        summary: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores["macro"].items()}
         for direction, entry in scores["directions"].items():
             for name in ("bleu", "chrf", "chrf_pp", "empty", "truncated"):
                 summary[f"translation/{direction}/{name}"] = entry[name]

@@ -94,9 +94,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
         tags=[*cfg.logger.tags, f"prompt:{cfg.prompt.name}", f"model:{cfg.model.name}"],
         extra_config={"run_dir": str(run_dir), "sweep": sweep},
     )
-    model, tokenizer = models.load_base(
-        path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length
-    )
+    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
     prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
     peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
     failed = True
@@ -122,9 +120,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
                 from unsloth import FastLanguageModel
 
                 FastLanguageModel.for_inference(peft_model)
-            scores = evaluation.evaluate_translations(
-                peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir
-            )
+            scores = evaluation.evaluate_translations(peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
             tracker.log_evaluation(scores, rundir.read_jsonl(run_dir / rundir.PREDICTIONS))
         value = evaluation.objective_value(cfg.eval.objective, scores, metrics)
         failed = False
@@ -161,15 +157,11 @@ def print_summary(run_dir: Path, metrics: dict, scores: dict | None, objective: 
                 str(entry["truncated"]),
             )
         macro = scores["macro"]
-        table.add_row(
-            "macro", "", f"{macro['bleu']:.1f}", f"{macro['chrf']:.1f}", f"{macro['chrf_pp']:.1f}", "", ""
-        )
+        table.add_row("macro", "", f"{macro['bleu']:.1f}", f"{macro['chrf']:.1f}", f"{macro['chrf_pp']:.1f}", "", "")
         console.print(table)
     if metrics.get("adapter_dir"):
         console.print(f"adapter: {metrics['adapter_dir']}")
-    console.print(
-        f"metrics: {run_dir / rundir.METRICS}" + (f", scores: {run_dir / rundir.EVAL}" if scores else "")
-    )
+    console.print(f"metrics: {run_dir / rundir.METRICS}" + (f", scores: {run_dir / rundir.EVAL}" if scores else ""))
     console.print(f"objective {objective} = {value:.4f}")
 
 

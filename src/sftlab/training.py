@@ -49,9 +49,7 @@ _tokenized: dict[str, TokenizedSplit] = {}
 
 def _cache_key(tokenizer: Any, prompt_format: PromptFormat, max_length: int, records: Sequence[dict]) -> str:
     digest = hashlib.sha256()
-    digest.update(
-        f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode()
-    )
+    digest.update(f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode())
     digest.update(json.dumps(list(records), ensure_ascii=False, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -89,9 +87,7 @@ def tokenize_split(
         encode, remove_columns=list(records[0].keys()), desc=f"Tokenizing {name} ({prompt_format.name})"
     )
     truncated = sum(1 for n in dataset["full_length"] if n > max_length)
-    kept = dataset.filter(
-        lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records"
-    )
+    kept = dataset.filter(lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records")
     kept = kept.remove_columns(["full_length"])
     split = TokenizedSplit(
         dataset=kept,
@@ -144,9 +140,7 @@ class StepReporter(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            self.report(
-                {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step
-            )
+            self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
 
 
 @dataclass
@@ -250,8 +244,8 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
     for split_name, split in (("train", train), ("validation", val)):
         if split is not None and (split.truncated or split.dropped):
             print(
-                f"[sftlab] {split_name}: {split.truncated} of {split.records} records cut at max_seq_length={max_length}"
-                f", {split.dropped} dropped (prompt alone too long)"
+                f"[sftlab] {split_name}: {split.truncated} of {split.records} records cut at "
+                f"max_seq_length={max_length}, {split.dropped} dropped (prompt alone too long)"
             )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
