@@ -74,3 +74,11 @@ def tiny_run(tmp_path_factory) -> Path:
     result = run_module("sftlab.train", *TINY_RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir
+
+
+def pytest_report_header(config):
+    import torch
+
+    return (
+        f"sftlab: CUDA {'available: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'not available'}"
+    )

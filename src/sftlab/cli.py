@@ -53,7 +53,7 @@ def entry_point(task: Callable[[Any, Path], float | None]) -> Callable[[Any], fl
                 if isinstance(error, TrainingFault) and error.interrupted:
                     raise KeyboardInterrupt from None
                 return None
-            raise SystemExit(f"error: {error}") from None
+            raise SystemExit(f"\nerror: {error}") from None  # on its own line, after any progress bar
         except Exception as error:  # a bug: keep the traceback, but do not lose the rest of a sweep
             _record_failure(run_dir, error)
             if not in_sweep:

@@ -7,22 +7,19 @@ and chrF++ need no tokenizer. Scores are per direction and macro-averaged, each 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from sacrebleu.metrics import BLEU, CHRF
 from tqdm.auto import tqdm
 
 from sftlab import rundir
 from sftlab.data import TranslationPair
 from sftlab.errors import SftlabError
 from sftlab.prompts import PromptFormat, prompt_token_ids
+from sftlab.scoring import SCORES, score_predictions
 
-BLEU_TOKENIZERS = {"ja": "ja-mecab", "zh": "zh"}
-SCORES = ("bleu", "chrf", "chrf_pp")
 STOP_MARKER = "<|"  # every section tag of the template formats starts with it
 
 
@@ -40,14 +37,6 @@ def translation_request(pair: TranslationPair, request: Any) -> dict[str, Any]:
         "reasoning": request.reasoning,
         "transformed_input": "",
         "output": "",
-    }
-
-
-def metrics_for(target_lang: str) -> dict[str, Any]:
-    return {
-        "bleu": BLEU(tokenize=BLEU_TOKENIZERS.get(target_lang, "13a")),
-        "chrf": CHRF(),
-        "chrf_pp": CHRF(word_order=2),
     }
 
 
@@ -102,33 +91,6 @@ def generate(
                 new_tokens = new_tokens[: new_tokens.index(tokenizer.eos_token_id) + 1]
             results[index] = (tokenizer.decode(new_tokens, skip_special_tokens=False), stopped)
     return [result for result in results if result is not None]
-
-
-def score_predictions(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """sacreBLEU scores per direction and their macro average, from prediction rows.
-
-    Each row needs ``direction``, ``target_lang``, ``hypothesis``, ``reference``, ``empty`` and ``truncated``.
-    """
-    by_direction: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in predictions:
-        by_direction[row["direction"]].append(row)
-    directions: dict[str, Any] = {}
-    for direction, rows in sorted(by_direction.items()):
-        hypotheses = [row["hypothesis"] for row in rows]
-        references = [[row["reference"] for row in rows]]
-        entry: dict[str, Any] = {
-            "pairs": len(rows),
-            "empty": sum(bool(row["empty"]) for row in rows),
-            "truncated": sum(bool(row["truncated"]) for row in rows),
-            "signatures": {},
-        }
-        for name, metric in metrics_for(rows[0]["target_lang"]).items():
-            entry[name] = metric.corpus_score(hypotheses, references).score
-            entry["signatures"][name] = str(metric.get_signature())
-        directions[direction] = entry
-    macro = {name: sum(d[name] for d in directions.values()) / len(directions) for name in SCORES}
-    counts = {key: sum(d[key] for d in directions.values()) for key in ("pairs", "empty", "truncated")}
-    return {"directions": directions, "macro": macro, "counts": counts}
 
 
 def test_set_fingerprint(pairs: Sequence[TranslationPair]) -> str:
@@ -193,14 +155,38 @@ def evaluate_translations(
 
 
 def objective_value(objective: str, scores: dict[str, Any] | None, metrics: dict[str, Any] | None) -> float:
-    """The number a sweep optimises: a macro translation score, or the final evaluation loss."""
-    if objective == "eval_loss":
-        value = (metrics or {}).get("eval_loss")
+    """The number a sweep optimises: a macro translation score, or the final evaluation / training loss."""
+    if objective in ("eval_loss", "train_loss"):
+        value = (metrics or {}).get(objective)
         if value is None:
-            raise SftlabError("eval.objective=eval_loss needs a validation split and trainer.eval_steps > 0")
+            raise SftlabError(f"eval.objective={objective}: the run recorded none (eval_loss needs a validation split)")
         return float(value)
     if objective not in SCORES:
-        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {', '.join(SCORES)}, eval_loss)")
+        expected = ", ".join([*SCORES, "eval_loss", "train_loss"])
+        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {expected})")
     if scores is None:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
     return float(scores["macro"][objective])
+
+
+def print_scores(scores: dict[str, Any]) -> None:
+    """The per-direction table a run prints at its end."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="translation quality (sacreBLEU)")
+    for column in ("direction", "pairs", "BLEU", "chrF", "chrF++", "empty", "truncated"):
+        table.add_column(column, justify="left" if column == "direction" else "right")
+    for direction, entry in scores["directions"].items():
+        table.add_row(
+            direction,
+            str(entry["pairs"]),
+            f"{entry['bleu']:.1f}",
+            f"{entry['chrf']:.1f}",
+            f"{entry['chrf_pp']:.1f}",
+            str(entry["empty"]),
+            str(entry["truncated"]),
+        )
+    macro = scores["macro"]
+    table.add_row("macro", "", *(f"{macro[name]:.1f}" for name in SCORES), "", "")
+    Console().print(table)

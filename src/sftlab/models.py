@@ -283,9 +283,12 @@ def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
     ours = getattr(model.config, "_name_or_path", None) or getattr(model, "name_or_path", None)
     if trained_on and ours and _model_identity(trained_on) != _model_identity(ours):
         raise SftlabError(f"{adapter_dir}: adapter was trained on '{trained_on}', not on the loaded base '{ours}'")
-    return PeftModel.from_pretrained(model, str(adapter_dir))
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir))
+    except RuntimeError as error:  # shapes that do not fit: another base model after all
+        raise SftlabError(f"{adapter_dir}: adapter does not fit the loaded base '{ours}': {str(error)[:200]}") from None
 
 
 def _model_identity(name_or_path: str) -> str:
-    path = Path(name_or_path)
-    return str(path.resolve()) if path.exists() else name_or_path
+    """A Hub id's or local dir's last component: the same model under another cache dir is still the same."""
+    return Path(name_or_path.rstrip("/")).name

@@ -1,22 +1,33 @@
 """Run tracking: a Weights & Biases adapter, or nothing. Only the entry points import this module.
 
-One W&B run per job: the resolved config (nested), every trainer log (losses, learning rate, tokens/s, memory),
-the translation scores per direction, a table of sample translations and the run dir. Sweep trials share a
-group (the sweep dir) and carry their trial number; every run is tagged with its prompt format.
+One W&B run per job: the resolved config (nested), every trainer log (losses, learning rate, grad norm, tokens seen),
+the run's final training record from ``metrics.json`` (tokens/s, peak memory, runtime), the translation scores per
+direction, a table of sample translations and the run dir. Sweep trials share a group (the sweep dir) and carry their
+trial number and overrides; every run is tagged with its prompt format. A job that fails is marked failed.
 
-Without an API key or a network the run is written offline (``wandb sync`` uploads it later) and says so once.
-The key itself is read by wandb from the environment or its own login file and is never put into a config.
+Without an API key, or when the server cannot be reached, the run is written offline under ``<run dir>/wandb``
+(``wandb sync`` uploads it later) and says so once per process. The key is read by wandb itself, from
+``WANDB_API_KEY`` or its login file, and never put into a config. Tracking never stops training: an error in W&B is
+reported once and tracking is switched off for that run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import netrc
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-_told_offline = False
+from sftlab import rundir
+from sftlab.errors import SftlabError
+
+INIT_TIMEOUT_S = 30.0  # how long an online start may wait for the server; WANDB_INIT_TIMEOUT overrides it
+MODES = ("auto", "online", "offline", "disabled")
+
+_offline_reason: str | None = None  # why this process writes offline, once it has said so
+_unreachable = False  # the server could not be reached once: later jobs of this process go offline at once
 
 
 class Tracker(Protocol):
@@ -39,101 +50,131 @@ class NullTracker:
 
 
 def has_wandb_credentials() -> bool:
+    """An API key in the environment, or a ``wandb login`` entry for the server in the netrc file."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
         auth = netrc.netrc(os.environ.get("NETRC") or None)
     except (OSError, netrc.NetrcParseError):
         return False
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
-    return auth.authenticators(host) is not None
+    return auth.authenticators(_server_host()) is not None
+
+
+def _server_host() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].split("/")[0]
 
 
 def resolve_mode(configured: str) -> str:
-    """``online``, ``offline`` or ``disabled``: WANDB_MODE wins, then the config; ``auto`` needs credentials."""
+    """``online``, ``offline`` or ``disabled``: WANDB_MODE wins over logger.mode; ``auto`` goes online only with
+    credentials. Reads no network."""
     mode = os.environ.get("WANDB_MODE") or configured
     if mode == "dryrun":
         mode = "offline"
+    if mode not in MODES:
+        source = "WANDB_MODE" if os.environ.get("WANDB_MODE") else "logger.mode"
+        raise SftlabError(f"{source} must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "auto":
         mode = "online" if has_wandb_credentials() else "offline"
-    if mode not in ("online", "offline", "disabled"):
-        raise ValueError(f"logger.mode must be auto, online, offline or disabled, got {mode!r}")
     return mode
 
 
 def _say_offline_once(reason: str, run_dir: Path) -> None:
-    global _told_offline
-    if not _told_offline:
-        print(f"[sftlab] W&B: {reason}; logging offline under {run_dir}/wandb (upload later with `wandb sync`)")
-        _told_offline = True
+    global _offline_reason
+    if _offline_reason is None:
+        _offline_reason = reason
+        print(
+            f"[sftlab] W&B: {reason}; logging offline into each run dir's wandb/ (first: {run_dir / 'wandb'}). "
+            "Upload later with `wandb sync <run dir>/wandb/offline-run-*`."
+        )
+
+
+def _warn(message: str) -> None:
+    print(f"[sftlab] W&B: {message}; tracking is off for this run, training goes on")
+
+
+def _describe(error: BaseException) -> str:
+    """The error's type and first line, with any API key blanked out."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    key = os.environ.get("WANDB_API_KEY")
+    return text.replace(key, "***") if key else text
 
 
 class WandbTracker:
-    def __init__(
-        self,
-        logger_cfg: Any,
-        config: dict[str, Any],
-        run_dir: Path,
-        name: str,
-        group: str | None,
-        tags: list[str],
-        extra_config: dict[str, Any],
-    ):
-        import wandb
+    """One started W&B run. Every call is guarded: an error in W&B stops tracking, never training."""
 
+    def __init__(self, wandb: Any, run: Any, logger_cfg: Any, run_dir: Path):
         self._wandb = wandb
+        self.run = run
         self.sample_rows = int(logger_cfg.sample_table_rows)
         self.log_adapter = bool(logger_cfg.log_adapter)
         self.run_dir = run_dir
-        mode = resolve_mode(str(logger_cfg.mode))
-        if mode == "offline":
-            _say_offline_once("no API key found", run_dir)
-        kwargs = dict(
-            project=logger_cfg.project,
-            entity=logger_cfg.entity,
-            name=name,
-            group=group,
-            tags=tags,
-            config={**config, **extra_config},
-            dir=str(run_dir),
-            reinit="finish_previous",
-            settings=wandb.Settings(init_timeout=60, silent=True, console="off"),
-        )
+
+    def _safely(self, action: Callable[[], None]) -> None:
+        if self.run is None:
+            return
         try:
-            self.run = wandb.init(mode=mode, **kwargs)
-        except Exception as error:  # no network, server down: never block training on tracking
-            if mode != "online":
-                raise
-            _say_offline_once(f"cannot reach the server ({type(error).__name__})", run_dir)
-            self.run = wandb.init(mode="offline", **kwargs)
+            action()
+        except Exception as error:
+            _warn(f"logging failed ({_describe(error)})")
+            run, self.run = self.run, None
+            with contextlib.suppress(Exception):
+                run.finish(exit_code=1)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        self.run.log({_namespaced(key): value for key, value in metrics.items()}, step=step)
+        self._safely(lambda: self.run.log({_namespaced(key): value for key, value in metrics.items()}, step=step))
 
     def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
-        summary: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores["macro"].items()}
-        for direction, entry in scores["directions"].items():
-            for name in ("bleu", "chrf", "chrf_pp", "empty", "truncated"):
-                summary[f"translation/{direction}/{name}"] = entry[name]
-        table = self._wandb.Table(columns=["direction", "source", "reference", "hypothesis"])
-        for row in _spread_sample(predictions, self.sample_rows):
-            table.add_data(row["direction"], row["source"], row["reference"], row["hypothesis"])
-        summary["translation/samples"] = table
-        self.run.log(summary)
-        self.run.summary.update({k: v for k, v in summary.items() if not k.endswith("samples")})
+        def action() -> None:
+            logged: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores["macro"].items()}
+            for direction, entry in scores["directions"].items():
+                for name in ("bleu", "chrf", "chrf_pp", "pairs", "empty", "truncated"):
+                    logged[f"translation/{direction}/{name}"] = entry[name]
+            table = self._wandb.Table(columns=["direction", "source", "reference", "hypothesis"])
+            for row in _spread_sample(predictions, self.sample_rows):
+                table.add_data(row["direction"], row["source"], row["reference"], row["hypothesis"])
+            logged["translation/samples"] = table
+            self.run.log(logged)  # the last value of each key is also the run's summary
+
+        self._safely(action)
 
     def finish(self, failed: bool) -> None:
-        if self.log_adapter and not failed and (self.run_dir / "adapter").is_dir():
-            artifact = self._wandb.Artifact(name=f"adapter-{self.run.id}", type="model")
-            artifact.add_dir(str(self.run_dir / "adapter"))
-            self.run.log_artifact(artifact)
-        self.run.finish(exit_code=1 if failed else 0)
+        def action() -> None:
+            metrics_file = self.run_dir / rundir.METRICS
+            if not failed and metrics_file.is_file():
+                self.run.summary.update(_training_summary(rundir.read_json(metrics_file)))
+            adapter = self.run_dir / rundir.ADAPTER
+            if self.log_adapter and not failed and adapter.is_dir():
+                try:
+                    artifact = self._wandb.Artifact(
+                        name=f"adapter-{self.run.id}", type="model", metadata={"run_dir": str(self.run_dir)}
+                    )
+                    artifact.add_dir(str(adapter))
+                    self.run.log_artifact(artifact)
+                except Exception as error:  # the run itself is fine: finish it as such
+                    print(f"[sftlab] W&B: the adapter was not logged ({_describe(error)})")
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None
+
+        self._safely(action)
 
 
 def _namespaced(key: str) -> str:
+    """Trainer log keys as W&B panels: ``eval_loss`` -> ``eval/loss``, ``loss`` -> ``train/loss``."""
     if key.startswith("eval_"):
         return f"eval/{key[5:]}"
+    if key == "train_loss":  # the mean over the whole training, logged once at the end
+        return "train/mean_loss"
     return f"train/{key.removeprefix('train_')}"
+
+
+def _training_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalars of ``metrics.json`` (tokens/s, peak memory, runtime, final losses) as ``training/<name>``."""
+    return {
+        f"training/{key}": value
+        for key, value in metrics.items()
+        if isinstance(value, (int, float, str)) and key != "adapter_dir"
+    }
 
 
 def _spread_sample(rows: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -142,6 +183,29 @@ def _spread_sample(rows: list[dict[str, Any]], count: int) -> list[dict[str, Any
         return rows
     stride = len(rows) / count
     return [rows[int(i * stride)] for i in range(count)]
+
+
+def _start_run(wandb: Any, mode: str, run_dir: Path, kwargs: dict[str, Any]) -> Any | None:
+    """``wandb.init`` in ``mode``; online falls back to offline when the server cannot be reached."""
+    global _unreachable
+    if wandb.run is not None:  # left open by a job that failed before its tracker was finished
+        with contextlib.suppress(Exception):
+            wandb.run.finish(exit_code=1)
+    if mode == "online" and _unreachable:
+        mode = "offline"
+    try:
+        return wandb.init(mode=mode, **kwargs)
+    except Exception as error:
+        if mode != "online":
+            _warn(f"cannot start an {mode} run ({_describe(error)})")
+            return None
+        _unreachable = True
+        _say_offline_once(f"cannot start an online run at {_server_host()} ({_describe(error)})", run_dir)
+    try:
+        return wandb.init(mode="offline", **kwargs)
+    except Exception as error:
+        _warn(f"cannot start an offline run either ({_describe(error)})")
+        return None
 
 
 def create_tracker(
@@ -153,13 +217,40 @@ def create_tracker(
     tags: list[str],
     extra_config: dict[str, Any],
 ) -> Tracker:
+    """A tracker for one job. ``extra_config`` may hold ``sweep`` = {group, job_num, overrides} of a multirun."""
     if logger_cfg.name == "none":
         return NullTracker()
     if logger_cfg.name != "wandb":
-        raise ValueError(f"unknown logger {logger_cfg.name!r} (expected wandb or none)")
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        print("[sftlab] W&B: the wandb package does not import; tracking is off", file=sys.stderr)
+        raise SftlabError(f"unknown logger {logger_cfg.name!r} (expected wandb or none)")
+    mode = resolve_mode(str(logger_cfg.mode))
+    if mode == "disabled":
         return NullTracker()
-    return WandbTracker(logger_cfg, config, run_dir, name, group, tags, extra_config)
+    try:
+        import wandb
+    except ImportError:
+        _warn("the wandb package does not import")
+        return NullTracker()
+    if mode == "offline":
+        if os.environ.get("WANDB_MODE"):
+            _say_offline_once(f"WANDB_MODE={os.environ['WANDB_MODE']}", run_dir)
+        elif logger_cfg.mode == "auto":
+            _say_offline_once("no API key (set WANDB_API_KEY or run `wandb login`)", run_dir)
+        else:
+            _say_offline_once("logger.mode=offline", run_dir)
+    job_num = (extra_config.get("sweep") or {}).get("job_num")
+    kwargs = dict(
+        project=logger_cfg.project,
+        entity=logger_cfg.entity,
+        name=name if job_num is None else f"{name}-trial{job_num}",
+        group=group[-128:] if group else None,  # the server keeps at most 128 characters
+        job_type="sweep-trial" if job_num is not None else "train",
+        tags=list(tags),
+        config={**config, **extra_config},
+        dir=str(run_dir),
+        reinit="finish_previous",
+        settings=wandb.Settings(
+            init_timeout=float(os.environ.get("WANDB_INIT_TIMEOUT", INIT_TIMEOUT_S)), silent=True, console="off"
+        ),
+    )
+    run = _start_run(wandb, mode, run_dir, kwargs)
+    return NullTracker() if run is None else WandbTracker(wandb, run, logger_cfg, run_dir)

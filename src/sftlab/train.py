@@ -21,7 +21,7 @@ from sftlab.tracking import create_tracker
 
 register_configs()
 
-OBJECTIVES = ("chrf", "chrf_pp", "bleu", "eval_loss")
+OBJECTIVES = ("chrf", "chrf_pp", "bleu", "eval_loss", "train_loss")
 
 
 def check_objective(cfg: DictConfig) -> None:
@@ -30,7 +30,7 @@ def check_objective(cfg: DictConfig) -> None:
         raise SftlabError(f"unknown eval.objective {objective!r} (expected one of: {', '.join(OBJECTIVES)})")
     if objective == "eval_loss" and cfg.trainer.eval_steps <= 0:
         raise SftlabError("eval.objective=eval_loss needs trainer.eval_steps > 0")
-    if objective != "eval_loss" and not cfg.eval.enabled:
+    if not objective.endswith("_loss") and not cfg.eval.enabled:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
 
 
@@ -84,6 +84,9 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
     data_files = [*cfg.data.train_files, *cfg.data.val_files]
     rundir.write_json(run_dir / rundir.RUN, provenance.run_record(cfg.seed, data_files, backend, path))
 
+    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
+    prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
+    peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
     sweep = sweep_context()
     tracker = create_tracker(
         cfg.logger,
@@ -94,9 +97,6 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
         tags=[*cfg.logger.tags, f"prompt:{cfg.prompt.name}", f"model:{cfg.model.name}"],
         extra_config={"run_dir": str(run_dir), "sweep": sweep},
     )
-    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
-    prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
-    peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
     failed = True
     try:
         metrics = training.run_training(
@@ -133,7 +133,8 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
 
 def print_summary(run_dir: Path, metrics: dict, scores: dict | None, objective: str, value: float) -> None:
     from rich.console import Console
-    from rich.table import Table
+
+    from sftlab.evaluation import print_scores
 
     console = Console()
     console.print(
@@ -143,22 +144,7 @@ def print_summary(run_dir: Path, metrics: dict, scores: dict | None, objective: 
         + f", {metrics['tokens_per_second']:.0f} tokens/s, peak {metrics['peak_memory_gib']:.2f} GiB"
     )
     if scores is not None:
-        table = Table(title="translation quality (sacreBLEU)")
-        for column in ("direction", "pairs", "BLEU", "chrF", "chrF++", "empty", "truncated"):
-            table.add_column(column, justify="right" if column != "direction" else "left")
-        for direction, entry in scores["directions"].items():
-            table.add_row(
-                direction,
-                str(entry["pairs"]),
-                f"{entry['bleu']:.1f}",
-                f"{entry['chrf']:.1f}",
-                f"{entry['chrf_pp']:.1f}",
-                str(entry["empty"]),
-                str(entry["truncated"]),
-            )
-        macro = scores["macro"]
-        table.add_row("macro", "", f"{macro['bleu']:.1f}", f"{macro['chrf']:.1f}", f"{macro['chrf_pp']:.1f}", "", "")
-        console.print(table)
+        print_scores(scores)
     if metrics.get("adapter_dir"):
         console.print(f"adapter: {metrics['adapter_dir']}")
     console.print(f"metrics: {run_dir / rundir.METRICS}" + (f", scores: {run_dir / rundir.EVAL}" if scores else ""))

@@ -22,7 +22,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from sftlab import rundir
+from sftlab import rundir, trial
 from sftlab.errors import SftlabError, TrainingFault
 from sftlab.prompts import PromptFormat, prompt_token_ids
 
@@ -143,6 +143,45 @@ class StepReporter(TrainerCallback):
             self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
 
 
+class TrialReporter(TrainerCallback):
+    """Reports each evaluation loss to the sweep's current trial (``sftlab.trial``) and stops a trial it prunes.
+
+    A no-op outside a sweep. No pruning decision before the first step or after the last one: the step-0 loss says
+    nothing about the trial, and a finished training is worth its evaluation.
+    """
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = (metrics or {}).get(trial.REPORTED)
+        if value is None or not trial.active():
+            return
+        trial.report(state.global_step, float(value))
+        if 0 < state.global_step < state.max_steps and trial.should_prune():
+            raise trial.TrialPruned(f"pruned at step {state.global_step}: {trial.REPORTED} {float(value):.4f}")
+
+
+class ThroughputMeter(TrainerCallback):
+    """Tokens per second after the first ``warmup_steps`` optimizer steps (compilation, allocator warm-up)."""
+
+    def __init__(self, warmup_steps: int = 3):
+        self.warmup_steps = warmup_steps
+        self.start: tuple[float, int] | None = None
+        self.end: tuple[float, int] | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        mark = (time.perf_counter(), int(state.num_input_tokens_seen or 0))
+        if state.global_step == self.warmup_steps:
+            self.start = mark
+        elif state.global_step > self.warmup_steps:
+            self.end = mark
+
+    def tokens_per_second(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end[1] - self.start[1]) / (self.end[0] - self.start[0])
+
+
 @dataclass
 class TrainingSetup:
     """Everything one training run needs, built by the entry point."""
@@ -249,13 +288,14 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
             )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    meter = ThroughputMeter()
     trainer = SftlabTrainer(
         model=setup.model,
         args=_sft_config(setup, has_eval=val is not None),
         train_dataset=train.dataset,
         eval_dataset=val.dataset if val is not None else None,
         processing_class=setup.tokenizer,
-        callbacks=[FaultGuard(), *setup.callbacks],
+        callbacks=[FaultGuard(), TrialReporter(), *setup.callbacks],
     )
     resume = bool(cfg.resume_from_checkpoint)
     if resume and not list((setup.run_dir / rundir.CHECKPOINTS).glob("checkpoint-*")):
@@ -295,6 +335,7 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         "train_runtime_s": runtime,
         "train_tokens": tokens_seen,
         "tokens_per_second": tokens_seen / runtime if runtime > 0 else None,
+        "steady_tokens_per_second": meter.tokens_per_second(),  # after 3 warm-up steps, evaluation included
         **peak_memory(),
         "train_split": train.summary(),
         "validation_split": val.summary() if val is not None else None,

@@ -1,0 +1,81 @@
+"""Shared by the GPU benchmarks: Llama architectures with random weights on local disk (no Hub access there)."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ARCHITECTURES = {
+    # Meta-Llama-3-8B's shape
+    "llama3_8b": dict(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+    ),
+    # TinyLlama-1.1B's shape
+    "tinyllama": dict(
+        hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+        num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048, rope_theta=10000.0,
+    ),
+}
+
+
+def build_random_llama(name: str, root: Path, max_position_embeddings: int | None = None) -> Path:
+    """A bf16 Llama of the named shape with random weights and sftlab's byte-level tokenizer, saved once."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sftlab.models import build_tiny_tokenizer
+
+    shape = dict(ARCHITECTURES[name])
+    if max_position_embeddings:
+        shape["max_position_embeddings"] = max_position_embeddings
+    target = root / f"{name}-random-{shape['max_position_embeddings']}"
+    if (target / "config.json").is_file():
+        return target
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(
+        **shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        torch_dtype="bfloat16", tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    del model
+    torch.cuda.empty_cache()
+    print(f"[bench] built {target} in {time.perf_counter() - started:.0f} s", flush=True)
+    return target
+
+
+def long_records(path: Path, count: int, characters: int, seed: int = 0) -> Path:
+    """Records whose byte-level tokenization is longer than ``characters`` tokens (truncated to max length)."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(2000)]
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(count):
+            text = " ".join(rng.choices(words, k=characters // 5))
+            record = {
+                "instruction": f"Continue the text {index}.", "input": "", "category": "creative",
+                "language": "English", "field": "benchmark", "keywords": [], "flag": "creator",
+                "reasoning": "Keep the style before writing more.", "transformed_input": "", "output": text,
+            }
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def run_json(command: list[str], timeout: int = 900) -> dict:
+    """Run a measurement in its own process; it prints one JSON line starting with RESULT."""
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return {**json.loads(line[7:]), "wall_s": time.perf_counter() - started}
+    sys.stderr.write(result.stdout[-4000:] + result.stderr[-6000:])
+    return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1], "wall_s": time.perf_counter() - started}

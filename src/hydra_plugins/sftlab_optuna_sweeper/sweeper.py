@@ -1,0 +1,47 @@
+"""The Hydra ``Sweeper`` plugin class; Optuna is imported only when a sweep starts (``_impl``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class SftlabOptunaSweeper(Sweeper):
+    """Hydra sweeper backed by a persistent Optuna study (see ``config.SftlabOptunaSweeperConf``)."""
+
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: DictConfig | None,
+        custom_search_space: str | None,
+        pruner: Any,
+    ) -> None:
+        from ._impl import OptunaSweep
+
+        self.sweep_impl = OptunaSweep(
+            sampler=sampler,
+            direction=direction,
+            storage=storage,
+            study_name=study_name,
+            n_trials=n_trials,
+            n_jobs=n_jobs,
+            max_failure_rate=max_failure_rate,
+            params=params,
+            custom_search_space=custom_search_space,
+            pruner=pruner,
+        )
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.sweep_impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> None:
+        self.sweep_impl.sweep(arguments)

