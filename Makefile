@@ -30,6 +30,21 @@ train: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)
 
+# An Optuna sweep of LoRA rank, learning rate and max sequence length (CPU schedule; SWEEP_DIR=... resumes one).
+SWEEP_DIR ?=
+sweep: $(INSTALLED)
+	$(BIN)/python -m sftlab.train -m hparams_search=lora_lr_seq trainer=quick eval=quick data.max_val_records=12 \
+		$(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
+
+# Every prompt format x 3 seeds, trained and evaluated on the embedded default (long on CPU: ~21 x 5 minutes).
+ablation: $(INSTALLED)
+	$(BIN)/python -m sftlab.train -m experiment=ablation $(ARGS)
+
+# Tables, significance and plots for a multirun dir (the newest one by default).
+DIR ?= $(lastword $(sort $(wildcard multirun/*/*)))
+report: $(INSTALLED)
+	$(BIN)/python -m sftlab.report $(DIR) $(ARGS)
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench

@@ -13,13 +13,25 @@ from pathlib import Path
 ARCHITECTURES = {
     # Meta-Llama-3-8B's shape
     "llama3_8b": dict(
-        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-        num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        max_position_embeddings=8192,
+        rope_theta=500000.0,
     ),
     # TinyLlama-1.1B's shape
     "tinyllama": dict(
-        hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-        num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048, rope_theta=10000.0,
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+        rope_theta=10000.0,
     ),
 }
 
@@ -39,8 +51,12 @@ def build_random_llama(name: str, root: Path, max_position_embeddings: int | Non
         return target
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
-        **shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-        torch_dtype="bfloat16", tie_word_embeddings=False,
+        **shape,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        torch_dtype="bfloat16",
+        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     started = time.perf_counter()
@@ -62,9 +78,16 @@ def long_records(path: Path, count: int, characters: int, seed: int = 0) -> Path
         for index in range(count):
             text = " ".join(rng.choices(words, k=characters // 5))
             record = {
-                "instruction": f"Continue the text {index}.", "input": "", "category": "creative",
-                "language": "English", "field": "benchmark", "keywords": [], "flag": "creator",
-                "reasoning": "Keep the style before writing more.", "transformed_input": "", "output": text,
+                "instruction": f"Continue the text {index}.",
+                "input": "",
+                "category": "creative",
+                "language": "English",
+                "field": "benchmark",
+                "keywords": [],
+                "flag": "creator",
+                "reasoning": "Keep the style before writing more.",
+                "transformed_input": "",
+                "output": text,
             }
             handle.write(json.dumps(record) + "\n")
     return path

@@ -50,15 +50,21 @@ def raw_loop(model, steps: int, batch: int, length: int) -> dict:
 
 
 def measure_unsloth(model_dir: str, steps: int, batch: int, length: int) -> dict:
-    from unsloth import FastLanguageModel
     import torch
+    from unsloth import FastLanguageModel
 
     model, _ = FastLanguageModel.from_pretrained(
         model_name=model_dir, max_seq_length=length, dtype=torch.bfloat16, load_in_4bit=True
     )
     model = FastLanguageModel.get_peft_model(
-        model, r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, bias="none",
-        use_gradient_checkpointing="unsloth", random_state=0,
+        model,
+        r=16,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        target_modules=TARGETS,
+        bias="none",
+        use_gradient_checkpointing="unsloth",
+        random_state=0,
     )
     return raw_loop(model, steps, batch, length)
 
@@ -69,32 +75,69 @@ def measure_hf(model_dir: str, steps: int, batch: int, length: int) -> dict:
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     quantization = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, quantization_config=quantization, dtype=torch.bfloat16, attn_implementation="sdpa",
+        model_dir,
+        quantization_config=quantization,
+        dtype=torch.bfloat16,
+        attn_implementation="sdpa",
         device_map={"": 0},
     )
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS,
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
+    )
     return raw_loop(model, steps, batch, length)
 
 
-def measure_sftlab(model_dir: str, steps: int, batch: int, length: int, work: Path, data: str | None) -> dict:
-    """`python -m sftlab.train` with the same shapes: SFTTrainer, the data pipeline, Unsloth backend."""
-    run_dir = work / f"sftlab-{Path(model_dir).name}-{data or 'long'}"
-    train_file = data or str(long_records(work / "long_records.jsonl", (WARMUP + steps) * batch + 8, length * 2))
+BUNDLED = "[data/reasoning/train_en.jsonl,data/reasoning/train_ja.jsonl,data/reasoning/train_zh.jsonl]"
+
+
+def measure_sftlab(
+    model_dir: str, steps: int, batch: int, length: int, work: Path, bundled: bool = False, padding_free: bool = False
+) -> dict:
+    """`python -m sftlab.train` with the same shapes: SFTTrainer, the data pipeline, Unsloth backend.
+
+    With ``bundled`` it trains on the bundled reasoning data (records of mixed lengths, so batches carry padding
+    unless ``padding_free``); tokens/s then count real (non-padding) tokens only.
+    """
+    label = f"bundled-{'padfree' if padding_free else 'padded'}" if bundled else "long"
+    run_dir = work / f"sftlab-{Path(model_dir).name}-{label}"
+    if bundled:
+        train_files = BUNDLED
+    else:
+        train_files = f"[{long_records(work / 'long_records.jsonl', (WARMUP + steps) * batch + 8, length * 2)}]"
     command = [
-        sys.executable, "-m", "sftlab.train", "backend=unsloth", "logger=none", "model.source=hub",
-        f"model.path={model_dir}", f"model.name={Path(model_dir).name}", "model.load_in_4bit=true",
-        f"data.train_files=[{train_file}]", "data.val_files=[]", "data.val_fraction=0.02",
-        "eval.enabled=false", "eval.objective=train_loss", "trainer.eval_steps=0", "trainer.save_steps=0",
-        "trainer.save_adapter=false", f"trainer.per_device_train_batch_size={batch}",
-        "trainer.gradient_accumulation_steps=1", f"trainer.max_seq_length={length}",
-        f"trainer.max_steps={WARMUP + steps}", "trainer.logging_steps=5", "trainer.learning_rate=2e-4",
-        "trainer.group_by_length=false", f"hydra.run.dir={run_dir}",
+        sys.executable,
+        "-m",
+        "sftlab.train",
+        "backend=unsloth",
+        "logger=none",
+        "model.source=hub",
+        f"model.path={model_dir}",
+        f"model.name={Path(model_dir).name}",
+        "model.load_in_4bit=true",
+        f"data.train_files={train_files}",
+        f"trainer.padding_free={str(padding_free).lower()}",
+        "data.val_files=[]",
+        "data.val_fraction=0.02",
+        "eval.enabled=false",
+        "eval.objective=train_loss",
+        "trainer.eval_steps=0",
+        "trainer.save_steps=0",
+        "trainer.save_adapter=false",
+        f"trainer.per_device_train_batch_size={batch}",
+        "trainer.gradient_accumulation_steps=1",
+        f"trainer.max_seq_length={length}",
+        f"trainer.max_steps={WARMUP + steps}",
+        "trainer.logging_steps=1",
+        "trainer.learning_rate=2e-4",
+        "trainer.group_by_length=false",
+        f"hydra.run.dir={run_dir}",
     ]
     result = run_json(command + ["hydra.job_logging.root.level=WARNING"], timeout=900)
     metrics_file = run_dir / "metrics.json"
@@ -105,6 +148,7 @@ def measure_sftlab(model_dir: str, steps: int, batch: int, length: int, work: Pa
         "tokens_per_second": metrics["steady_tokens_per_second"],
         "peak_memory_gib": metrics["peak_memory_gib"],
         "loss": metrics["last_train_loss"],
+        "truncated": metrics["train_split"]["truncated"],
         "wall_s": result.get("wall_s"),
     }
 
@@ -112,7 +156,7 @@ def measure_sftlab(model_dir: str, steps: int, batch: int, length: int, work: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["llama3_8b", "tinyllama"])
-    parser.add_argument("--paths", nargs="+", default=["unsloth", "sftlab", "hf"])
+    parser.add_argument("--paths", nargs="+", default=["unsloth", "sftlab", "hf", "bundled-padded", "bundled-padfree"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--length", type=int, default=2048)
@@ -137,12 +181,28 @@ def main() -> None:
         results = {}
         for path in args.paths:
             if path == "sftlab":
-                results[path] = measure_sftlab(model_dir, args.steps, args.batch, args.length, args.work, None)
+                results[path] = measure_sftlab(model_dir, args.steps, args.batch, args.length, args.work)
+            elif path.startswith("bundled-"):
+                results[path] = measure_sftlab(
+                    model_dir, args.steps, args.batch * 4, args.length, args.work, True, path.endswith("padfree")
+                )
             else:
-                results[path] = run_json([
-                    sys.executable, __file__, "--measure", path, "--model-dir", model_dir, "--steps", str(args.steps),
-                    "--batch", str(args.batch), "--length", str(args.length),
-                ])
+                results[path] = run_json(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--measure",
+                        path,
+                        "--model-dir",
+                        model_dir,
+                        "--steps",
+                        str(args.steps),
+                        "--batch",
+                        str(args.batch),
+                        "--length",
+                        str(args.length),
+                    ]
+                )
             print(f"[bench] {name} {path}: {json.dumps(results[path])}", flush=True)
         rows.append((name, results))
 
@@ -150,7 +210,10 @@ def main() -> None:
         f"### Training throughput, {device} ({time.strftime('%Y-%m-%d')})",
         "",
         f"QLoRA r=16 on all seven projections, batch {args.batch} x {args.length} tokens, gradient checkpointing, "
-        f"bf16, random weights; {args.steps} steps after {WARMUP} warm-up steps.",
+        f"bf16, random weights; {args.steps} steps after {WARMUP} warm-up steps. `sftlab` is `python -m sftlab.train` "
+        "(SFTTrainer, data pipeline, Unsloth backend) on records longer than the batch length; `bundled-*` is the same "
+        f"on the bundled reasoning data (byte-level tokens, batch {args.batch * 4}, mixed lengths), counting only "
+        "non-padding tokens, with and without padding-free batching.",
         "",
         "| model | path | tokens/s | peak GiB | vs raw Unsloth | vs HF+PEFT+bnb |",
         "|---|---|---:|---:|---:|---:|",
@@ -165,7 +228,9 @@ def main() -> None:
                 continue
             ratio_raw = f"{tps / raw:.2f}" if raw else ""
             ratio_hf = f"{tps / hf:.2f}" if hf else ""
-            lines.append(f"| {name} | {path} | {tps:,.0f} | {result['peak_memory_gib']:.1f} | {ratio_raw} | {ratio_hf} |")
+            lines.append(
+                f"| {name} | {path} | {tps:,.0f} | {result['peak_memory_gib']:.1f} | {ratio_raw} | {ratio_hf} |"
+            )
     lines += ["", f"Command: `python bench/train_throughput.py {' '.join(sys.argv[1:])}`", ""]
     table = "\n".join(lines)
     print(table)

@@ -159,29 +159,6 @@ class TrialReporter(TrainerCallback):
             raise trial.TrialPruned(f"pruned at step {state.global_step}: {trial.REPORTED} {float(value):.4f}")
 
 
-class ThroughputMeter(TrainerCallback):
-    """Tokens per second after the first ``warmup_steps`` optimizer steps (compilation, allocator warm-up)."""
-
-    def __init__(self, warmup_steps: int = 3):
-        self.warmup_steps = warmup_steps
-        self.start: tuple[float, int] | None = None
-        self.end: tuple[float, int] | None = None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        mark = (time.perf_counter(), int(state.num_input_tokens_seen or 0))
-        if state.global_step == self.warmup_steps:
-            self.start = mark
-        elif state.global_step > self.warmup_steps:
-            self.end = mark
-
-    def tokens_per_second(self) -> float | None:
-        if self.start is None or self.end is None:
-            return None
-        return (self.end[1] - self.start[1]) / (self.end[0] - self.start[0])
-
-
 @dataclass
 class TrainingSetup:
     """Everything one training run needs, built by the entry point."""
@@ -243,6 +220,19 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
     )
 
 
+def steady_tokens_per_second(history: list[dict[str, Any]], warmup_steps: int = 3) -> float | None:
+    """Tokens/s between the first training log after ``warmup_steps`` and the last one (compilation excluded)."""
+    marks = [
+        (entry["step"], entry["num_input_tokens_seen"], entry["train_runtime"])
+        for entry in history
+        if "loss" in entry and "num_input_tokens_seen" in entry and "train_runtime" in entry
+    ]
+    marks = [mark for mark in marks if mark[0] >= warmup_steps]
+    if len(marks) < 2 or marks[-1][2] <= marks[0][2]:
+        return None
+    return (marks[-1][1] - marks[0][1]) / (marks[-1][2] - marks[0][2])
+
+
 def peak_memory() -> dict[str, float | str]:
     if torch.cuda.is_available():
         return {
@@ -288,7 +278,6 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
             )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    meter = ThroughputMeter()
     trainer = SftlabTrainer(
         model=setup.model,
         args=_sft_config(setup, has_eval=val is not None),
@@ -335,7 +324,7 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         "train_runtime_s": runtime,
         "train_tokens": tokens_seen,
         "tokens_per_second": tokens_seen / runtime if runtime > 0 else None,
-        "steady_tokens_per_second": meter.tokens_per_second(),  # after 3 warm-up steps, evaluation included
+        "steady_tokens_per_second": steady_tokens_per_second(history),
         **peak_memory(),
         "train_split": train.summary(),
         "validation_split": val.summary() if val is not None else None,

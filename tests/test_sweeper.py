@@ -1,0 +1,342 @@
+"""The Optuna sweeper plugin (src/hydra_plugins/sftlab_optuna_sweeper): real sweeps of the tiny model, read back
+from the study's SQLite storage, plus the pieces that need no sweep (grammar, pruner direction, outcomes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from conftest import CONF, TINY_RUN, run_module
+from sftlab import rundir
+from sftlab import trial as trial_contract
+
+STUDY = "lora_lr_seq"
+
+# TINY_RUN, made shorter still: two steps with an evaluation loss after each, no translation evaluation (the
+# objective is the evaluation loss), no adapter saved; sequence lengths where the tiny tokenizer drops nothing.
+FAST = {
+    **dict(line.split("=", 1) for line in TINY_RUN),
+    "trainer.max_steps": "2",
+    "trainer.eval_steps": "1",
+    "trainer.eval_on_start": "false",
+    "trainer.save_adapter": "false",
+    "eval.enabled": "false",
+    "eval.objective": "eval_loss",
+    "data.max_train_records": "8",
+    "data.max_val_records": "4",
+    "trainer.max_seq_length": "choice(1024,2048)",
+}
+
+
+def sweep(sweep_dir: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    overrides = {**FAST, **dict(line.split("=", 1) for line in extra)}
+    args = [f"{key}={value}" for key, value in overrides.items()]
+    return run_module(
+        "sftlab.train", "-m", "hparams_search=lora_lr_seq", *args, f"hydra.sweep.dir={sweep_dir}", timeout=timeout
+    )
+
+
+def load(sweep_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [t for t in study.trials if t.state in done and not t.user_attrs.get("interrupted")]
+
+
+@pytest.fixture(scope="module")
+def three_trials(tmp_path_factory) -> Path:
+    sweep_dir = tmp_path_factory.mktemp("sweep") / "three"
+    result = sweep(sweep_dir, "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, output(result)
+    return sweep_dir
+
+
+@pytest.fixture(scope="module")
+def pruned_and_failed(tmp_path_factory) -> Path:
+    """A grid over max_seq_length 2048 (trains, and an always-pruning pruner stops it) and 1 (every prompt too long)."""
+    sweep_dir = tmp_path_factory.mktemp("sweep") / "prune_fail"
+    result = sweep(
+        sweep_dir,
+        "hydra/sweeper/sampler=grid",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.upper=0.0",  # a loss is never below 0: every trial is pruned at its first report
+        "lora.r=8",
+        "trainer.learning_rate=1e-4",
+        "trainer.max_seq_length=choice(2048,1)",
+        "hydra.sweeper.n_trials=5",  # the grid holds 2
+    )
+    assert result.returncode == 0, output(result)
+    return sweep_dir
+
+
+# ------------------------------------------------------------------------------------------------ real sweeps
+
+
+def test_a_sweep_fills_its_storage_and_writes_its_artifacts(three_trials):
+    study = load(three_trials)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # eval.objective=eval_loss
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for t in study.trials:
+        assert set(t.params) == {"lora.r", "trainer.learning_rate", "trainer.max_seq_length"}
+        assert t.user_attrs["run_dir"] == str(three_trials / str(t.number))  # job dir = trial number
+        assert sorted(t.intermediate_values) == [1, 2]  # eval_loss reported at each evaluation
+        assert t.value == pytest.approx(rundir.read_json(Path(t.user_attrs["run_dir"]) / rundir.METRICS)["eval_loss"])
+
+    results = yaml.safe_load((three_trials / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    assert results["best_value"] == pytest.approx(study.best_value)
+    assert results["best_params"] == study.best_params
+    assert results["rerun"].startswith("python -m sftlab.train ")
+    assert f"lora.r={study.best_params['lora.r']}" in results["rerun"]
+    assert "hydra.sweep.dir" not in results["rerun"]
+    assert len((three_trials / "trials.csv").read_text().strip().splitlines()) == 4
+    assert (three_trials / "optimization_history.png").stat().st_size > 0
+    assert (three_trials / "param_importances.png").stat().st_size > 0
+
+    # best_overrides.yaml is an experiment config: composing it gives the best trial's parameters
+    best = (three_trials / "best_overrides.yaml").read_text()
+    assert best.startswith("# @package _global_\n")
+    search_dir = three_trials.parent / "conf_search"
+    (search_dir / "experiment").mkdir(parents=True)
+    shutil.copy(three_trials / "best_overrides.yaml", search_dir / "experiment" / "best.yaml")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra.searchpath=[file://{search_dir}]", "experiment=best"])
+    assert cfg.lora.r == study.best_params["lora.r"]
+    assert cfg.lora.alpha == cfg.lora.r
+    assert cfg.trainer.learning_rate == pytest.approx(study.best_params["trainer.learning_rate"])
+    assert cfg.trainer.max_seq_length == study.best_params["trainer.max_seq_length"]
+    assert cfg.model.name == "tiny_random" and cfg.trainer.max_steps == 2
+
+
+def test_a_stopped_sweep_resumes_without_redoing_finished_trials(three_trials, tmp_path):
+    sweep_dir = tmp_path / "resumed"
+    shutil.copytree(three_trials, sweep_dir)
+    before = {t.number: (t.datetime_start, t.datetime_complete, t.params) for t in load(sweep_dir).trials}
+    # A trial left RUNNING, as by a sweep killed mid-trial; first still owned by a live process (this one).
+    study = load(sweep_dir)
+    running = study.ask()
+    running.suggest_categorical("lora.r", [8, 16, 32, 64])
+    running.suggest_float("trainer.learning_rate", 1e-5, 5e-4, log=True)
+    running.suggest_categorical("trainer.max_seq_length", [1024, 2048])
+    running.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+    result = sweep(sweep_dir, "hydra.sweeper.n_trials=5")
+    assert result.returncode != 0
+    assert f"trial {running.number} is running in process" in result.stderr
+    assert load(sweep_dir).trials[running.number].state == TrialState.RUNNING
+
+    # The owner is gone now: the resumed sweep fails the trial, retries its parameters and runs one new trial.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    running.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    result = sweep(sweep_dir, "hydra.sweeper.n_trials=5")
+    assert result.returncode == 0, output(result)
+    assert (result.stdout + result.stderr).count("Launching 1 jobs locally") == 2
+
+    trials = load(sweep_dir).trials
+    for number, (start, complete, params) in before.items():
+        assert (trials[number].datetime_start, trials[number].datetime_complete, trials[number].params) == (
+            start,
+            complete,
+            params,
+        )
+    stale = trials[running.number]
+    assert stale.state == TrialState.FAIL and stale.user_attrs["interrupted"] is True
+    assert "interrupted" in stale.user_attrs["reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
+    assert len(retries) == 1 and retries[0].params == stale.params and retries[0].state == TrialState.COMPLETE
+    assert len(finished(load(sweep_dir))) == 5
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len(trials) == 6  # 3 + the stale one + its retry + one new
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(pruned_and_failed):
+    trials = load(pruned_and_failed).trials
+    pruned = [t for t in trials if t.params["trainer.max_seq_length"] == 2048]
+    assert len(pruned) == 1 and pruned[0].state == TrialState.PRUNED
+    assert pruned[0].user_attrs["error_type"] == "TrialPruned"
+    assert pruned[0].user_attrs["reason"].startswith("pruned at step 1")
+    assert list(pruned[0].intermediate_values) == [1]
+
+
+def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(pruned_and_failed):
+    trials = load(pruned_and_failed).trials
+    assert len(trials) == 2  # the grid, both run whichever came first
+    failed = [t for t in trials if t.params["trainer.max_seq_length"] == 1]
+    assert len(failed) == 1 and failed[0].state == TrialState.FAIL
+    assert failed[0].user_attrs["error_type"] == "SftlabError"
+    assert "max_seq_length=1" in failed[0].user_attrs["reason"]
+    results = yaml.safe_load((pruned_and_failed / "optimization_results.yaml").read_text())
+    assert results["best_params"] is None and results["trials"] == {"fail": 1, "pruned": 1}
+
+
+def test_a_search_space_typo_fails_before_any_trial(tmp_path):
+    search_dir = tmp_path / "conf_search"
+    (search_dir / "hparams_search").mkdir(parents=True)
+    typo = [
+        "# @package _global_",
+        "defaults: [lora_lr_seq]",
+        "hydra:",
+        "  sweeper:",
+        "    params:",
+        "      lora.rnk: 8",
+    ]
+    (search_dir / "hparams_search" / "typo.yaml").write_text("\n".join(typo) + "\n")
+    sweep_dir = tmp_path / "typo"
+    result = run_module(
+        "sftlab.train",
+        "-m",
+        "hparams_search=typo",
+        f"hydra.searchpath=[file://{search_dir}]",
+        f"hydra.sweep.dir={sweep_dir}",
+        "model=tiny_random",
+    )
+    assert result.returncode != 0
+    assert "'lora.rnk' (did you mean 'lora.r'?): not a key of the composed config" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (sweep_dir / "optuna.db").exists() and not (sweep_dir / "0").exists()
+
+
+# ------------------------------------------------------------------------------------------------ no sweep
+
+
+def compose_sweep(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=["hparams_search=lora_lr_seq", *overrides], return_hydra_config=True)
+
+
+def test_the_search_space_config_selects_the_sweeper_and_follows_the_objective():
+    cfg = compose_sweep()
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.sftlab_optuna_sweeper.sweeper.SftlabOptunaSweeper"
+    assert sweeper.n_trials == 20 and sweeper.study_name == STUDY and sweeper.storage is None
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == cfg.seed
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert sweeper.direction == "maximize"  # eval.objective=chrf
+    assert compose_sweep("eval.objective=eval_loss").hydra.sweeper.direction == "minimize"
+    assert compose_sweep("hydra.sweeper.pruner=null").hydra.sweeper.pruner is None
+    assert compose_sweep("~hydra/sweeper/pruner").hydra.sweeper.pruner is None
+
+
+def test_the_override_grammar_reads_as_in_the_official_plugin():
+    from hydra_plugins.sftlab_optuna_sweeper._search_space import parse
+
+    space = parse(
+        OmegaConf.create(
+            {
+                "lora.r": "choice(8, 16)",
+                "trainer.learning_rate": "tag(log, interval(1e-5, 5e-4))",
+                "lora.dropout": "interval(0, 1)",
+                "trainer.warmup_steps": "range(0.0, 0.5, 0.25)",
+                "seed": "range(1, 3)",
+                "trainer.max_steps": "10",
+            }
+        ),
+        ["seed=choice(1, 2)"],  # the command line wins over params
+    )
+    assert space.distributions == {
+        "lora.r": CategoricalDistribution([8, 16]),
+        "trainer.learning_rate": FloatDistribution(1e-5, 5e-4, log=True),
+        "lora.dropout": FloatDistribution(0.0, 1.0),  # Hydra parses interval bounds as floats
+        "trainer.warmup_steps": FloatDistribution(0.0, 0.5, step=0.25),
+        "seed": CategoricalDistribution([1, 2]),
+    }
+    assert space.fixed == {"trainer.max_steps": "10"}
+    assert space.trial_overrides({"lora.r": 8}) == ["lora.r=8", "trainer.max_steps=10"]
+
+
+def test_the_pruner_compares_losses_as_losses_when_the_study_maximises():
+    from hydra_plugins.sftlab_optuna_sweeper._impl import LossPruner
+
+    def study_with(pruner, direction):
+        study = optuna.create_study(direction=direction, pruner=pruner)
+        for loss, score in ((1.0, 50.0), (1.2, 40.0)):
+            t = study.ask()
+            t.report(loss, 1)
+            study.tell(t, score)
+        return study
+
+    median = optuna.pruners.MedianPruner(n_startup_trials=1)
+    for study in (study_with(LossPruner(median), "maximize"), study_with(median, "minimize")):
+        worse, better = study.ask(), study.ask()
+        worse.report(3.0, 1)
+        better.report(0.5, 1)
+        assert worse.should_prune() and not better.should_prune()
+
+
+def job_return(tmp_path: Path, status: JobStatus, value, failure: dict | None = None) -> JobReturn:
+    if failure is not None:
+        rundir.write_json(tmp_path / rundir.FAILURE, failure)
+    ret = JobReturn(hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path)}}}), status=status)
+    ret.return_value = value
+    return ret
+
+
+def test_job_outcomes_become_trial_states_with_their_reason(tmp_path):
+    from hydra_plugins.sftlab_optuna_sweeper._impl import job_outcome
+
+    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.5), None)[:2] == (TrialState.COMPLETE, 1.5)
+    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.FAILED, ValueError("boom")), None)
+    assert state == TrialState.FAIL and attrs["reason"] == "boom" and attrs["error_type"] == "ValueError"
+    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, float("nan")), None)
+    assert state == TrialState.FAIL and "NaN" in attrs["reason"]
+    failure = {"type": "SftlabError", "message": "no training records left"}
+    state, _, attrs = job_outcome(job_return(tmp_path / "a", JobStatus.COMPLETED, None, failure), None)
+    assert state == TrialState.FAIL and attrs["reason"] == "no training records left"
+    failure = {"type": "TrialPruned", "message": "pruned at step 4: eval_loss 2.0000"}
+    state, _, attrs = job_outcome(job_return(tmp_path / "b", JobStatus.COMPLETED, None, failure), None)
+    assert state == TrialState.PRUNED and attrs["reason"].startswith("pruned at step 4")
+    state, _, _ = job_outcome(job_return(tmp_path / "c", JobStatus.COMPLETED, None), SimpleNamespace(pruned=True))
+    assert state == TrialState.PRUNED
+
+
+def test_training_reports_to_the_current_trial_and_stops_when_pruned():
+    from sftlab.training import TrialReporter
+
+    class Reporter:
+        def __init__(self, prune):
+            self.prune, self.reports = prune, []
+
+        def report(self, step, value):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return self.prune
+
+    callback = TrialReporter()
+    metrics = {"eval_loss": 2.5}
+    callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)  # no sweep: no-op
+    try:
+        keep = Reporter(prune=False)
+        trial_contract.set_reporter(keep)
+        callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)
+        assert keep.reports == [(1, 2.5)]
+        stop = Reporter(prune=True)
+        trial_contract.set_reporter(stop)
+        callback.on_evaluate(None, SimpleNamespace(global_step=0, max_steps=4), None, metrics=metrics)  # step 0
+        callback.on_evaluate(None, SimpleNamespace(global_step=4, max_steps=4), None, metrics=metrics)  # last step
+        with pytest.raises(trial_contract.TrialPruned, match="pruned at step 2"):
+            callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
+        assert stop.reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
+    finally:
+        trial_contract.clear_reporter()
+    assert not trial_contract.active()
