@@ -7,7 +7,7 @@ ARGS ?=
 # torch is pinned in the same pip command as the project, so a CPU machine takes the local CPU build.
 TORCH_CPU := torch==2.13.0
 
-.PHONY: install install-gpu train test sweep ablation report lint clean
+.PHONY: install install-gpu train test sweep ablation design report lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ sweep: $(INSTALLED)
 # Every prompt format x 3 seeds, trained and evaluated on the embedded default (long on CPU: ~21 x 5 minutes).
 ablation: $(INSTALLED)
 	$(BIN)/python -m sftlab.train -m experiment=ablation $(ARGS)
+
+# A Taguchi L8 over seven prompt components, one seed, on the embedded default (8 runs of ~5 minutes on CPU).
+design: $(INSTALLED)
+	$(BIN)/python -m sftlab.train -m design=l8 trainer=quick eval=quick data.max_val_records=12 $(ARGS)
 
 # Tables, significance and plots for a multirun dir (the newest one by default).
 DIR ?= $(lastword $(sort $(wildcard multirun/*/*)))

@@ -63,9 +63,9 @@ NOT_HPARAMS = {"prompt", "prompt.name", "seed", "run_name"}
 METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "chrf_pp": "chrF++"}
 UNKNOWN_TEST_SET = "unknown"
 
-OPTUNA_RESULTS = "optimization_results.yaml"
-OPTUNA_TRIALS = "trials.csv"
-OPTUNA_PLOTS = ("optimization_history.png", "param_importances.png")  # the sweeper's own, linked when present
+OPTUNA_RESULTS = rundir.SWEEP_RESULTS
+OPTUNA_TRIALS = rundir.SWEEP_TRIALS
+OPTUNA_PLOTS = (rundir.SWEEP_HISTORY_PLOT, rundir.SWEEP_IMPORTANCE_PLOT)  # the sweeper's own, linked when present
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"
 SIGNIFICANCE_CSV = "significance.csv"
@@ -850,10 +850,18 @@ def write_report(report: Report) -> list[Path]:
         if plottable["objective"].nunique() == 1:
             for param in report.hparams:
                 report.plots.append(plot_objective(plottable.reset_index(drop=True), param, out / plot_name(param)))
-    (out / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
+    design_lines, design_files = design_section(report)
+    (out / REPORT_MD).write_text(render_markdown(report) + "\n".join(design_lines), encoding="utf-8")
     report_csv(report).to_csv(out / REPORT_CSV, index=False)
     report.tests.to_csv(out / SIGNIFICANCE_CSV, index=False)
-    return [out / REPORT_MD, out / REPORT_CSV, out / SIGNIFICANCE_CSV, *report.plots]
+    return [out / REPORT_MD, out / REPORT_CSV, out / SIGNIFICANCE_CSV, *report.plots, *design_files]
+
+
+def design_section(report: Report) -> tuple[list[str], list[Path]]:
+    """The factorial-design analysis (``sftlab.design_analysis``) when the multirun is a design, else nothing."""
+    from sftlab.design_analysis import report_section
+
+    return report_section(report.sweep_dir, report.evaluated)
 
 
 def print_summary(report: Report, written: list[Path]) -> None:

@@ -4,6 +4,9 @@ A run dir (Hydra's output dir of one job) holds:
 ``.hydra/config.yaml`` (Hydra's), ``adapter/`` (PEFT format + tokenizer), ``metrics.json`` (training),
 ``predictions.jsonl`` and ``eval.json`` (translation evaluation), ``run.json`` (reproducibility record), and
 ``failure.json`` when the job stopped on an error.
+
+A sweep dir (Hydra's multirun dir) holds the jobs' run dirs ``0/``, ``1/``, ... and, from the Optuna sweeper,
+the files named by the ``SWEEP_*`` constants.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ PREDICTIONS = "predictions.jsonl"
 EVAL = "eval.json"
 RUN = "run.json"
 FAILURE = "failure.json"
+
+SWEEP_RESULTS = "optimization_results.yaml"
+SWEEP_TRIALS = "trials.csv"
+SWEEP_HISTORY_PLOT = "optimization_history.png"
+SWEEP_IMPORTANCE_PLOT = "param_importances.png"
+SWEEP_BEST_OVERRIDES = "best_overrides.yaml"
 
 
 def write_json(path: str | Path, value: Any) -> Path:

@@ -21,15 +21,17 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from sftlab import rundir
+
 from ._search_space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-RESULTS = "optimization_results.yaml"
-TRIALS = "trials.csv"
-HISTORY_PLOT = "optimization_history.png"
-IMPORTANCE_PLOT = "param_importances.png"
-BEST_OVERRIDES = "best_overrides.yaml"
+RESULTS = rundir.SWEEP_RESULTS
+TRIALS = rundir.SWEEP_TRIALS
+HISTORY_PLOT = rundir.SWEEP_HISTORY_PLOT
+IMPORTANCE_PLOT = rundir.SWEEP_IMPORTANCE_PLOT
+BEST_OVERRIDES = rundir.SWEEP_BEST_OVERRIDES
 
 
 def entry_command() -> str:

@@ -24,6 +24,15 @@ Pruning
     translation score), the pruner is run against a view of the study that minimises, so it compares losses as
     losses. HyperbandPruner builds its own bracket studies from the storage and cannot take that view: it is refused
     for a maximised objective. Any other launcher runs without pruning (with a warning).
+
+Designs
+    With ``design`` (``conf/design/*.yaml``), the study runs a factorial design (``sftlab.design``): each row
+    crossed with each seed is one fixed trial, enqueued (``study.enqueue_trial``) unless the study already holds it
+    (finished, or waiting), and ``n_trials`` is rows x seeds. A resumed design thus runs only its missing points,
+    and an interrupted point is retried once as above. The factors and the seed join the search space as
+    ``choice(false, true)`` and ``choice(<seeds>)``, so their names are checked and every level composes before the
+    first trial; the sampler is never asked for a point of its own (a trial that is not a design point stops the
+    sweep). The design, its aliasing and its points are written to ``<sweep dir>/design.json`` first.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from optuna.pruners import BasePruner, HyperbandPruner, NopPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from sftlab import design as design_lib
 from sftlab import rundir
 from sftlab import trial as trial_contract
 
@@ -84,6 +94,11 @@ def _alive_elsewhere(worker: str) -> bool:
 
 def counts_towards_n_trials(trial: FrozenTrial) -> bool:
     return trial.state in FINISHED and not trial.user_attrs.get("interrupted")
+
+
+def _point_key(params: dict[str, Any]) -> tuple:
+    """A design point as a hashable key: sorted (name, value) pairs, bools kept apart from ints."""
+    return tuple(sorted((str(name), (type(value).__name__, value)) for name, value in params.items()))
 
 
 class _MinimizingView:
@@ -211,6 +226,7 @@ class OptunaSweep:
         params: DictConfig | None,
         custom_search_space: str | None,
         pruner: Any,
+        design: Any = None,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: expected 0.0 to 1.0")
@@ -226,6 +242,7 @@ class OptunaSweep:
         self.params = params
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
         self.pruner_cfg = pruner
+        self.design_cfg = design
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -324,6 +341,47 @@ class OptunaSweep:
                 study.enqueue_trial(dict(frozen.params), user_attrs={"retry_of": frozen.number})
                 log.info(f"retrying the parameters of interrupted trial {frozen.number}: {frozen.params}")
 
+    def design_space(self, arguments: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The design's factor and seed sweeps (as command-line sweeps, after the user's), its points, design.json."""
+        spec = _container(self.design_cfg)
+        try:
+            design = design_lib.build(spec)
+            seeds = design_lib.seeds_of(spec, int(self.config.get("seed", 0) or 0))
+        except design_lib.DesignError as error:
+            raise SweepConfigError(f"hydra.sweeper.design: {error}") from None
+        keys = [f"{design.prefix}.{factor}" for factor in design.factors] + ["seed"]
+        clashing = [line for line in arguments if line.split("=", 1)[0].lstrip("+~") in keys]
+        clashing += [str(name) for name in (self.params or {}) if str(name) in keys]
+        if clashing:
+            raise SweepConfigError(
+                f"{', '.join(clashing)}: set by hydra.sweeper.design (its factors and seeds); no trial was run"
+            )
+        lines = [f"{key}=choice(false,true)" for key in keys[:-1]]
+        lines.append(f"seed=choice({','.join(str(s) for s in seeds)})")
+        design_lib.write(design, seeds, self.sweep_dir)
+        log.info("design: " + "; ".join(design.describe()[:4]))
+        return lines, design.points(seeds)
+
+    def enqueue_design(self, study: optuna.Study, points: list[dict[str, Any]]) -> int:
+        """Enqueue the design points the study does not hold yet (finished and counted, or waiting); returns how
+        many points are still to run."""
+        finished: set[tuple] = set()
+        waiting: set[tuple] = set()
+        for frozen in study.get_trials(deepcopy=False):
+            if counts_towards_n_trials(frozen):
+                finished.add(_point_key(frozen.params))
+            elif frozen.state == TrialState.WAITING:
+                waiting.add(_point_key(frozen.system_attrs.get("fixed_params") or {}))
+        todo = 0
+        for index, point in enumerate(points):
+            key = _point_key(point)
+            if key in finished:
+                continue
+            todo += 1
+            if key not in waiting:  # a waiting one (an interrupted point's retry) runs in this sweep as it is
+                study.enqueue_trial(point, user_attrs={"design_point": index})
+        return todo
+
     # ------------------------------------------------------------------------------------------------ sweep
 
     def configure_trial(self, trial: Trial, space: SearchSpace) -> list[str]:
@@ -337,6 +395,10 @@ class OptunaSweep:
         return overrides
 
     def sweep(self, arguments: list[str]) -> None:
+        points: list[dict[str, Any]] | None = None
+        if self.design_cfg is not None:
+            design_lines, points = self.design_space(arguments)
+            arguments = [*arguments, *design_lines]
         space = parse(self.params, arguments)
         self.check_space(space)
         if not space.distributions and self.custom_search_space is None:
@@ -370,6 +432,14 @@ class OptunaSweep:
             n_trials = min(n_trials, size)
         done = sum(counts_towards_n_trials(t) for t in study.get_trials(deepcopy=False))
         remaining = n_trials - done
+        design_keys: set[tuple] | None = None
+        if points is not None:
+            if n_trials != len(points):
+                log.info(f"design: n_trials is rows x seeds = {len(points)} (hydra.sweeper.n_trials={n_trials} unused)")
+            n_trials = len(points)
+            remaining = self.enqueue_design(study, points)
+            done = n_trials - remaining
+            design_keys = {_point_key(point) for point in points}
         log.info(f"{done} of {n_trials} trials finished, {max(remaining, 0)} to run; sweep dir {self.sweep_dir}")
         if in_process and self.n_jobs > 1:
             log.info(f"n_jobs={self.n_jobs}: the basic launcher runs one job at a time, so trials are asked one by one")
@@ -382,9 +452,18 @@ class OptunaSweep:
             reporter = TrialReporter(trials[0]) if in_process else None
             try:
                 overrides = [self.configure_trial(trial, space) for trial in trials]
+                if design_keys is not None:
+                    strays = [t.number for t in trials if _point_key(t.params) not in design_keys]
+                    if strays:
+                        raise SweepConfigError(f"trial(s) {strays}: not a point of the design (the sampler was asked)")
                 if reporter is not None:
                     trial_contract.set_reporter(reporter)
                 returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+            except SweepConfigError:
+                for trial in trials:
+                    trial.set_user_attr("reason", "not a design point")
+                    tell(study, trial, TrialState.FAIL)
+                raise
             except KeyboardInterrupt:
                 for trial in trials:
                     trial.set_user_attr("interrupted", True)

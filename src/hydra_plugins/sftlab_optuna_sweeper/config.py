@@ -148,6 +148,11 @@ class SftlabOptunaSweeperConf:
     # A `_target_` node of an Optuna pruner (hydra/sweeper/pruner: median, successive_halving, hyperband,
     # threshold); null switches pruning off. Pruning needs the basic launcher (jobs in the sweeper's process).
     pruner: Any = None
+    # A factorial design run as fixed trials (conf/design/*.yaml): `type` (full | fractional | taguchi),
+    # `factors` (names under `prefix`, default prompt.components), `array` (L4 | L8 | L12 | L16), `generators` or
+    # `resolution` (fractional), `seeds` (every row is crossed with each; default [${seed}]). Every design point is
+    # enqueued once; n_trials becomes rows x seeds and the sampler is never asked for a point of its own.
+    design: Any = None
 
 
 def _objective_direction(objective: str) -> str:

@@ -24,6 +24,7 @@ class SftlabOptunaSweeper(Sweeper):
         params: DictConfig | None,
         custom_search_space: str | None,
         pruner: Any,
+        design: Any = None,
     ) -> None:
         from ._impl import OptunaSweep
 
@@ -38,6 +39,7 @@ class SftlabOptunaSweeper(Sweeper):
             params=params,
             custom_search_space=custom_search_space,
             pruner=pruner,
+            design=design,
         )
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:

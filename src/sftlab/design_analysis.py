@@ -1,0 +1,499 @@
+"""The analysis of a two-level factorial design over prompt components, read from a sweep dir on disk.
+
+A sweep dir is a design when the sweeper wrote ``design.json`` there (``hydra.sweeper.design``), or when the
+evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per factor, from the jobs' objective
+(``eval.objective``, as the sweep optimised it):
+
+- the mean objective at each level and the main effect (mean at ``true`` minus mean at ``false``) with a 95%
+  confidence interval: twice the coefficient's interval of the OLS main-effects model in ±1 coding;
+- ANOVA (statsmodels ``ols`` + ``anova_lm``, type II) with p-values and percent contribution (the factor's sum of
+  squares over the total). A saturated design (an L8 of seven factors with one seed) leaves no residual degree of
+  freedom: as Taguchi practice does, the factors with the smallest sums of squares are *pooled* into the error
+  until two degrees of freedom are left, and the report names them;
+- Taguchi's signal-to-noise ratio per design row over its seeds and translation directions (the per-direction score
+  when the objective is a score, else the objective itself): larger-the-better ``-10 log10(mean(1/y^2))`` for a
+  maximised objective, smaller-the-better ``-10 log10(mean(y^2))`` for a loss; its mean per level;
+- a main-effects plot (one panel per factor) and the predicted best combination under the additive model
+  (grand mean plus each factor's best-level deviation), with Taguchi's confirmation interval
+  ``sqrt(F(1, df_e) * V_e * (1/n_eff + 1/r))``, ``n_eff = N / (1 + factors' df)``, r the confirmation runs.
+
+``confirm`` prints (and runs) the training of that combination and compares measured against predicted. No torch.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sftlab import design as design_lib
+from sftlab import report as report_lib
+from sftlab.config import objective_direction
+from sftlab.scoring import SCORES
+
+ALPHA = 0.05
+MIN_ERROR_DF = 2
+EFFECTS_CSV = "design_effects.csv"
+ANOVA_CSV = "design_anova.csv"
+SN_CSV = "design_sn.csv"
+EFFECTS_PLOT = "design_main_effects.png"
+CONFIRM_DIR = "confirm"
+DROP_FROM_CONFIRM = ("design", "hparams_search", "seed")
+
+
+@dataclass
+class DesignAnalysis:
+    sweep_dir: Path
+    factors: list[str]
+    prefix: str
+    objective: str
+    direction: str  # maximize | minimize
+    runs: pd.DataFrame  # one row per evaluated job: job, seed, <factor> (±1), y
+    effects: pd.DataFrame
+    anova: pd.DataFrame
+    sn: pd.DataFrame  # one row per design row: levels, n, mean, S/N
+    sn_effects: pd.DataFrame
+    best: dict[str, bool]
+    predicted: float
+    interval: float | None  # half-width of the confirmation interval for one run
+    pooled: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    design: design_lib.Design | None = None
+    design_json: dict[str, Any] | None = None
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def confirmation_interval(self, runs: int) -> float | None:
+        """Half-width for the mean of ``runs`` confirmation runs."""
+        if self.interval is None:
+            return None
+        return self._ci_parts[0] * math.sqrt(1 / self._ci_parts[1] + 1 / max(runs, 1))
+
+    _ci_parts: tuple[float, float] = (math.nan, math.nan)  # sqrt(F * V_e), n_eff
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+def _level(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def varying_components(jobs: list[report_lib.Job], prefix: str = design_lib.PREFIX) -> list[str]:
+    """The two-level switches under ``prefix`` whose value differs across the jobs, in config order."""
+    names: list[str] = []
+    for job in jobs:
+        node = _node(job.config, prefix)
+        for name in node if isinstance(node, dict) else {}:
+            if name not in names:
+                names.append(name)
+    return [
+        name for name in names if len({_level(_node(job.config, f"{prefix}.{name}")) for job in jobs} - {None}) == 2
+    ]
+
+
+def _node(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _direction_scores(job: report_lib.Job, metric: str) -> list[float]:
+    directions = (job.scores or {}).get("directions") or {}
+    return [float(entry[metric]) for entry in directions.values() if metric in entry]
+
+
+def collect(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The design's runs as a frame (None when the sweep dir is no design), and what was found about it."""
+    found = design_lib.read(sweep_dir)
+    jobs = jobs if jobs is not None else report_lib.find_jobs(sweep_dir)
+    if found is not None:
+        design, data = found
+        factors, prefix = list(design.factors), design.prefix
+    else:
+        design, data, prefix = None, None, design_lib.PREFIX
+        evaluated = [job for job in jobs if job.status == "evaluated"]
+        if len({job.format for job in evaluated}) != 1:  # formats differ in more than their switches: no design
+            return None
+        factors = varying_components(evaluated, prefix)
+        if not factors:
+            return None
+    rows = []
+    skipped = []
+    for job in jobs:
+        objective, value = report_lib.objective_of(job)
+        levels = {factor: _level(_node(job.config, f"{prefix}.{factor}")) for factor in factors}
+        if value is None or any(level is None for level in levels.values()):
+            skipped.append(job.name)
+            continue
+        metric = objective if objective in SCORES else None
+        rows.append(
+            {
+                "job": job.name,
+                "seed": job.seed,
+                "objective": objective,
+                **{factor: 1 if level else -1 for factor, level in levels.items()},
+                "y": value,
+                "direction_scores": _direction_scores(job, metric) if metric else [],
+            }
+        )
+    meta = {"design": design, "design_json": data, "factors": factors, "prefix": prefix, "skipped": skipped}
+    return pd.DataFrame(rows), meta
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+
+
+def _formula(factors: list[str]) -> str:
+    return "y ~ " + (" + ".join(f"Q('{f}')" for f in factors) if factors else "1")
+
+
+def fit(runs: pd.DataFrame, factors: list[str]) -> tuple[Any, list[str], list[str]]:
+    """The OLS main-effects model; factors with the smallest sums of squares pooled into error when too few
+    residual degrees of freedom are left. Returns the model, the factors kept and those pooled."""
+    import statsmodels.formula.api as smf
+
+    y = runs["y"].to_numpy(dtype=float)
+    ss = {f: len(y) * ((y * runs[f].to_numpy()).mean()) ** 2 for f in factors}  # balanced two-level: N * beta^2
+    kept = sorted(factors, key=lambda f: -ss[f])
+    pooled: list[str] = []
+    while kept and len(runs) - 1 - len(kept) < MIN_ERROR_DF:
+        pooled.insert(0, kept.pop())
+    model = smf.ols(_formula(kept), data=runs).fit()
+    return model, [f for f in factors if f in kept], pooled
+
+
+def main_effects(runs: pd.DataFrame, factors: list[str], model: Any, maximize: bool) -> pd.DataFrame:
+    rows = []
+    for factor in factors:
+        low = runs.loc[runs[factor] < 0, "y"].mean()
+        high = runs.loc[runs[factor] > 0, "y"].mean()
+        term = f"Q('{factor}')"
+        if term in model.params.index and model.df_resid > 0:
+            ci_low, ci_high = (2 * model.conf_int(alpha=ALPHA).loc[term]).tolist()
+        else:
+            ci_low = ci_high = math.nan
+        better_high = high >= low if maximize else high <= low
+        rows.append(
+            {
+                "factor": factor,
+                "mean_false": low,
+                "mean_true": high,
+                "effect": high - low,
+                "ci_low": ci_low,
+                "ci_high": ci_high,
+                "best_level": bool(better_high),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.reindex(frame["effect"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def anova_table(runs: pd.DataFrame, model: Any, kept: list[str], pooled: list[str]) -> pd.DataFrame:
+    from statsmodels.stats.anova import anova_lm
+
+    total = float(((runs["y"] - runs["y"].mean()) ** 2).sum())
+    if kept and model.df_resid > 0:
+        table = anova_lm(model, typ=2)
+        table.index = [name[3:-2] if name.startswith("Q('") else name for name in table.index]
+    else:
+        table = pd.DataFrame({"sum_sq": [total], "df": [float(len(runs) - 1)], "F": [math.nan]}, index=["Residual"])
+        table["PR(>F)"] = math.nan
+    table = table.rename(columns={"PR(>F)": "p"})
+    table["percent"] = 100 * table["sum_sq"] / total if total > 0 else math.nan
+    table = table.reset_index().rename(columns={"index": "source"})
+    if pooled:
+        table.loc[table["source"] == "Residual", "source"] = f"Residual (pooled: {', '.join(pooled)})"
+    return table
+
+
+def signal_to_noise(values: list[float], maximize: bool) -> float:
+    y = np.asarray(values, dtype=float)
+    if y.size == 0:
+        return math.nan
+    with np.errstate(divide="ignore"):
+        if maximize:
+            return float(-10 * np.log10(np.mean(1.0 / y**2))) if (y != 0).all() else -math.inf
+        return float(-10 * np.log10(np.mean(y**2))) if (y != 0).any() else math.inf
+
+
+def sn_table(runs: pd.DataFrame, factors: list[str], maximize: bool) -> pd.DataFrame:
+    rows = []
+    for levels, group in runs.groupby(factors, sort=False):
+        levels = levels if isinstance(levels, tuple) else (levels,)
+        values = [v for scores in group["direction_scores"] for v in scores] or group["y"].tolist()
+        rows.append(
+            {
+                **dict(zip(factors, levels, strict=True)),
+                "runs": len(group),
+                "values": len(values),
+                "mean": float(np.mean(group["y"])),
+                "sn": signal_to_noise(values, maximize),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def sn_effects(sn: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    rows = []
+    for factor in factors:
+        low = sn.loc[sn[factor] < 0, "sn"].mean()
+        high = sn.loc[sn[factor] > 0, "sn"].mean()
+        rows.append(
+            {"factor": factor, "sn_false": low, "sn_true": high, "delta": high - low, "best_level": high >= low}
+        )
+    return pd.DataFrame(rows)
+
+
+def analyse(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> DesignAnalysis | None:
+    """The analysis of the design in ``sweep_dir``, or None when it holds no design."""
+    from scipy import stats
+
+    collected = collect(sweep_dir, jobs)
+    if collected is None:
+        return None
+    runs, meta = collected
+    factors, notes = meta["factors"], []
+    if runs.empty:
+        notes.append("no evaluated design run: nothing to analyse")
+        return None
+    objectives = set(runs["objective"])
+    if len(objectives) > 1:
+        raise report_lib.SftlabError(f"design runs optimised different objectives: {sorted(objectives)}")
+    objective = objectives.pop()
+    maximize = objective_direction(objective) == "maximize"
+    if meta["skipped"]:
+        notes.append(f"jobs without an objective value or factor levels, left out: {', '.join(meta['skipped'])}")
+    if runs["y"].nunique() == 1:
+        notes.append(f"every run scored {objective} = {runs['y'].iloc[0]:g}: no effect to estimate")
+    if objective in SCORES and any(v == 0 for scores in runs["direction_scores"] for v in scores):
+        notes.append("some direction scored 0: larger-the-better S/N is -inf for its rows")
+    constant = [f for f in factors if runs[f].nunique() < 2]
+    if constant:
+        notes.append(f"factors at one level only among the evaluated runs (no effect estimable): {constant}")
+        factors = [f for f in factors if f not in constant]
+    model, kept, pooled = fit(runs, factors)
+    if pooled:
+        notes.append(
+            f"{len(runs)} runs leave too few degrees of freedom for error with {len(factors)} factors: the smallest "
+            f"effects ({', '.join(pooled)}) are pooled into the error term (Taguchi pooling); their p-values and "
+            "intervals are not estimated"
+        )
+    effects = main_effects(runs, factors, model, maximize)
+    anova = anova_table(runs, model, kept, pooled)
+    sn = sn_table(runs, factors, maximize)
+    best = {row.factor: bool(row.best_level) for row in effects.itertuples()}
+    grand = float(runs["y"].mean())
+    predicted = grand + sum(
+        (row.mean_true if row.best_level else row.mean_false) - grand for row in effects.itertuples()
+    )
+    analysis = DesignAnalysis(
+        sweep_dir=Path(sweep_dir),
+        factors=factors,
+        prefix=meta["prefix"],
+        objective=objective,
+        direction="maximize" if maximize else "minimize",
+        runs=runs,
+        effects=effects,
+        anova=anova,
+        sn=sn,
+        sn_effects=sn_effects(sn, factors),
+        best=best,
+        predicted=predicted,
+        interval=None,
+        pooled=pooled,
+        notes=notes,
+        design=meta["design"],
+        design_json=meta["design_json"],
+    )
+    df_error = float(model.df_resid)
+    if df_error > 0 and kept:
+        v_e = float(model.mse_resid)
+        n_eff = len(runs) / (1 + len(factors))
+        scale = math.sqrt(stats.f.ppf(1 - ALPHA, 1, df_error) * v_e)
+        analysis._ci_parts = (scale, n_eff)
+        analysis.interval = analysis.confirmation_interval(1)
+    return analysis
+
+
+# ---------------------------------------------------------------------------------------------------- output
+
+
+def plot_main_effects(analysis: DesignAnalysis, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    factors = list(analysis.effects["factor"])
+    cols = min(4, len(factors))
+    rows = math.ceil(len(factors) / cols)
+    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), sharey=True, squeeze=False)
+    grand = analysis.runs["y"].mean()
+    for ax, row in zip(axes.flat, analysis.effects.itertuples(), strict=False):
+        ax.plot([0, 1], [row.mean_false, row.mean_true], marker="o")
+        ax.axhline(grand, linestyle="--", linewidth=0.8, color="grey")
+        ax.set_xticks([0, 1], ["false", "true"])
+        ax.set_title(row.factor, fontsize=9)
+    for ax in list(axes.flat)[len(factors) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"mean {analysis.objective}")
+    figure.suptitle(f"Main effects ({analysis.design.name if analysis.design else 'prompt components'})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _levels(best: dict[str, bool]) -> str:
+    return ", ".join(f"{factor}={str(level).lower()}" for factor, level in best.items())
+
+
+def render(analysis: DesignAnalysis, plot: Path | None) -> list[str]:
+    a = analysis
+    parts = ["## Factorial design", ""]
+    if a.design is not None:
+        parts += [f"- {line}" for line in a.design.describe() if not line.startswith("  ")]
+        chains = [line.strip() for line in a.design.describe() if line.startswith("  ")]
+        if chains:
+            parts += ["", "Alias chains (main effects and two-factor interactions, up to three-factor terms):", ""]
+            parts += [f"- `{line}`" for line in chains]
+    else:
+        parts.append(f"- no design.json: factors are the varying `{a.prefix}` switches: {', '.join(a.factors)}")
+    parts += [
+        "",
+        f"Objective `{a.objective}` ({a.direction}d), {len(a.runs)} runs, grand mean {_fmt(a.runs['y'].mean())}.",
+        "",
+    ]
+    parts += [f"- {note}" for note in a.notes] + ([""] if a.notes else [])
+    effects = a.effects.assign(
+        ci=[
+            "" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"
+            for lo, hi in zip(a.effects["ci_low"], a.effects["ci_high"], strict=True)
+        ],
+        best_level=a.effects["best_level"].map(lambda v: str(v).lower()),
+    )[["factor", "mean_false", "mean_true", "effect", "ci", "best_level"]]
+    effects.columns = ["factor", "mean at false", "mean at true", "effect (true - false)", "95% CI", "best level"]
+    parts += ["### Main effects", "", report_lib.markdown_table(effects.map(_fmt)), ""]
+    anova = a.anova.copy()
+    parts += ["### ANOVA (type II)", "", report_lib.markdown_table(anova.map(_fmt)), ""]
+    sn = a.sn_effects.assign(best_level=a.sn_effects["best_level"].map(lambda v: str(v).lower()))
+    kind = "larger" if a.maximize else "smaller"
+    parts += [
+        f"### Signal-to-noise ({kind}-the-better, dB, per row over seeds and directions)",
+        "",
+        report_lib.markdown_table(sn.map(_fmt)),
+        "",
+    ]
+    interval = "" if a.interval is None else f" ± {a.interval:.3f} (95%, one confirmation run)"
+    parts += [
+        "### Predicted best combination (additive model)",
+        "",
+        f"`{_levels(a.best)}`: predicted {a.objective} {a.predicted:.3f}{interval}.",
+        f"Confirm it: `python -m sftlab.design confirm {a.sweep_dir}` (add `--run` to train it and compare).",
+        "",
+    ]
+    if plot is not None:
+        parts += [f"![{plot.stem}]({plot.name})", ""]
+    return parts
+
+
+def report_section(sweep_dir: Path, jobs: list[report_lib.Job]) -> tuple[list[str], list[Path]]:
+    """The hook ``sftlab.report`` calls: markdown lines and the files written (empty when no design)."""
+    analysis = analyse(sweep_dir, jobs)
+    if analysis is None or not analysis.factors:
+        return [], []
+    out = Path(sweep_dir)
+    analysis.effects.to_csv(out / EFFECTS_CSV, index=False)
+    analysis.anova.to_csv(out / ANOVA_CSV, index=False)
+    analysis.sn.to_csv(out / SN_CSV, index=False)
+    plot = plot_main_effects(analysis, out / EFFECTS_PLOT)
+    return render(analysis, plot), [out / EFFECTS_CSV, out / ANOVA_CSV, out / SN_CSV, plot]
+
+
+# ---------------------------------------------------------------------------------------------------- confirm
+
+
+def confirm_commands(analysis: DesignAnalysis, seeds: list[int]) -> list[list[str]]:
+    """One ``python -m sftlab.train`` command per seed: the design's fixed overrides, the best levels."""
+    jobs = report_lib.find_jobs(analysis.sweep_dir)
+    first = next((job for job in jobs if job.name in set(analysis.runs["job"])), jobs[0])
+    keys = {f"{analysis.prefix}.{f}" for f in (analysis.design.factors if analysis.design else analysis.factors)}
+    base = []
+    for line in first.overrides:
+        key = line.split("=", 1)[0].lstrip("+~")
+        if key in keys or key in DROP_FROM_CONFIRM or key.startswith("hydra"):
+            continue
+        base.append(line)
+    best = [f"{analysis.prefix}.{factor}={str(level).lower()}" for factor, level in analysis.best.items()]
+    out = analysis.sweep_dir / CONFIRM_DIR
+    return [
+        [sys.executable, "-m", "sftlab.train", *base, *best, f"seed={seed}", f"hydra.run.dir={out / f'seed_{seed}'}"]
+        for seed in seeds
+    ]
+
+
+def confirm(sweep_dir: Path, run: bool = False, metric: str | None = None, seeds: list[int] | None = None) -> int:
+    """Print (and with ``run``, run) the predicted best combination; compare measured with predicted."""
+    analysis = analyse(Path(sweep_dir))
+    if analysis is None:
+        print(f"error: {sweep_dir}: no design (no design.json and no varying prompt components)", file=sys.stderr)
+        return 1
+    seeds = seeds or [int(s) for s in (analysis.design_json or {}).get("seeds") or sorted(set(analysis.runs["seed"]))]
+    commands = confirm_commands(analysis, seeds)
+    interval = analysis.confirmation_interval(len(seeds))
+    band = "" if interval is None else f" ± {interval:.3f} (95% confirmation interval, {len(seeds)} run(s))"
+    print(f"predicted best: {_levels(analysis.best)}")
+    print(f"predicted {analysis.objective}: {analysis.predicted:.4f}{band}")
+    for command in commands:
+        print(" ".join(shlex.quote(part) for part in ["python", *command[1:]]))
+    if not run:
+        return 0
+    values = []
+    for command in commands:
+        result = subprocess.run(command, check=False)
+        run_dir = Path(command[-1].split("=", 1)[1])
+        job = report_lib.load_job(run_dir)
+        _, value = report_lib.objective_of(job)
+        if result.returncode != 0 or value is None:
+            print(f"error: confirmation run {run_dir} failed (exit {result.returncode})", file=sys.stderr)
+            return 1
+        values.append(value)
+    measured = float(np.mean(values))
+    print(
+        f"measured {analysis.objective}: {measured:.4f} over {len(values)} run(s) (predicted {analysis.predicted:.4f})"
+    )
+    if interval is None:
+        print("no confirmation interval (no error degrees of freedom): compare by eye")
+    elif abs(measured - analysis.predicted) <= interval:
+        print("confirmed: the measured value lies within the confirmation interval (the additive model holds)")
+    else:
+        print("NOT confirmed: outside the confirmation interval (interactions, or a noisy estimate)")
+    report_lib.rundir.write_json(
+        analysis.sweep_dir / CONFIRM_DIR / "confirm.json",
+        {"best": analysis.best, "predicted": analysis.predicted, "interval": interval, "measured": values},
+    )
+    return 0
