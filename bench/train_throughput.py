@@ -98,14 +98,21 @@ BUNDLED = "[data/reasoning/train_en.jsonl,data/reasoning/train_ja.jsonl,data/rea
 
 
 def measure_sftlab(
-    model_dir: str, steps: int, batch: int, length: int, work: Path, bundled: bool = False, padding_free: bool = False
+    model_dir: str,
+    steps: int,
+    batch: int,
+    length: int,
+    work: Path,
+    bundled: bool = False,
+    padding_free: bool = False,
+    packing: bool = False,
 ) -> dict:
     """`python -m sftlab.train` with the same shapes: SFTTrainer, the data pipeline, Unsloth backend.
 
     With ``bundled`` it trains on the bundled reasoning data (records of mixed lengths, so batches carry padding
     unless ``padding_free``); tokens/s then count real (non-padding) tokens only.
     """
-    label = f"bundled-{'padfree' if padding_free else 'padded'}" if bundled else "long"
+    label = f"bundled-{'packed' if packing else 'padfree' if padding_free else 'padded'}" if bundled else "long"
     run_dir = work / f"sftlab-{Path(model_dir).name}-{label}"
     if bundled:
         train_files = BUNDLED
@@ -123,6 +130,7 @@ def measure_sftlab(
         "model.load_in_4bit=true",
         f"data.train_files={train_files}",
         f"trainer.padding_free={str(padding_free).lower()}",
+        f"trainer.packing={str(packing).lower()}",
         "data.val_files=[]",
         "data.val_fraction=0.02",
         "eval.enabled=false",
@@ -184,7 +192,14 @@ def main() -> None:
                 results[path] = measure_sftlab(model_dir, args.steps, args.batch, args.length, args.work)
             elif path.startswith("bundled-"):
                 results[path] = measure_sftlab(
-                    model_dir, args.steps, args.batch * 4, args.length, args.work, True, path.endswith("padfree")
+                    model_dir,
+                    args.steps,
+                    args.batch if path.endswith("packed") else args.batch * 4,
+                    args.length,
+                    args.work,
+                    bundled=True,
+                    padding_free=path.endswith("padfree"),
+                    packing=path.endswith("packed"),
                 )
             else:
                 results[path] = run_json(

@@ -87,6 +87,7 @@ class TrainerConfig:
     completion_only_loss: bool = True
     group_by_length: bool = True
     padding_free: bool = False
+    packing: bool = False  # several short records per row (TRL's best-fit-decreasing packing, boundaries kept)
     gradient_checkpointing: bool = True
     precision: Precision = Precision.auto
     eval_steps: int = 50  # evaluation loss on the validation split every N steps; 0 switches it off

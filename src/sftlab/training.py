@@ -185,6 +185,8 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         max_length=int(cfg.max_seq_length),
         completion_only_loss=bool(cfg.completion_only_loss),
         padding_free=bool(cfg.padding_free),
+        packing=bool(cfg.packing),
+        packing_strategy="bfd",
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         per_device_train_batch_size=int(cfg.per_device_train_batch_size),
         per_device_eval_batch_size=int(cfg.per_device_eval_batch_size),
