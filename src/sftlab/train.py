@@ -137,11 +137,16 @@ def print_summary(run_dir: Path, metrics: dict, scores: dict | None, objective: 
     from sftlab.evaluation import print_scores
 
     console = Console()
+    # Single batches' losses are noisy; the evaluation loss on a fixed split is what shows learning.
+    evals = [loss for _, loss in metrics["eval_loss_history"]]
+    eval_text = ""
+    if len(evals) == 1:
+        eval_text = f", eval loss {evals[0]:.3f}"
+    elif evals:
+        eval_text = f", eval loss {evals[0]:.3f} -> {evals[-1]:.3f}"
     console.print(
-        f"[bold]trained[/bold] {metrics['steps']} steps: loss {metrics['first_train_loss']:.3f} -> "
-        f"{metrics['last_train_loss']:.3f}"
-        + (f", eval loss {metrics['eval_loss']:.3f}" if metrics.get("eval_loss") is not None else "")
-        + f", {metrics['tokens_per_second']:.0f} tokens/s, peak {metrics['peak_memory_gib']:.2f} GiB"
+        f"[bold]trained[/bold] {metrics['steps']} steps: mean train loss {metrics['train_loss']:.3f}{eval_text}, "
+        f"{metrics['tokens_per_second']:.0f} tokens/s, peak {metrics['peak_memory_gib']:.2f} GiB"
     )
     if scores is not None:
         print_scores(scores)
