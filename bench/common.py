@@ -102,3 +102,12 @@ def run_json(command: list[str], timeout: int = 900) -> dict:
             return {**json.loads(line[7:]), "wall_s": time.perf_counter() - started}
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-6000:])
     return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1], "wall_s": time.perf_counter() - started}
+
+
+def emit_table(lines: list[str], write: Path | None) -> None:
+    """Print a result table and append it to a markdown file when asked."""
+    text = "\n".join(lines)
+    print(text)
+    if write:
+        with write.open("a", encoding="utf-8") as handle:
+            handle.write(text + "\n")

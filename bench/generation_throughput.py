@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama  # noqa: E402
+from common import build_random_llama, emit_table  # noqa: E402
 
 
 def main() -> None:
@@ -74,10 +74,7 @@ def main() -> None:
         f"Command: `python bench/generation_throughput.py {' '.join(sys.argv[1:])}`",
         "",
     ]
-    print("\n".join(lines))
-    if args.write:
-        with args.write.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+    emit_table(lines, args.write)
 
 
 if __name__ == "__main__":

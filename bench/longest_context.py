@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama  # noqa: E402
+from common import build_random_llama, emit_table  # noqa: E402
 from train_throughput import measure_sftlab  # noqa: E402
 
 
@@ -51,10 +51,7 @@ def main() -> None:
                 f"| {length:,} | trains | {result['tokens_per_second']:,.0f} | {result['peak_memory_gib']:.1f} |"
             )
     lines += ["", f"Command: `python bench/longest_context.py {' '.join(sys.argv[1:])}`", ""]
-    print("\n".join(lines))
-    if args.write:
-        with args.write.open("a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+    emit_table(lines, args.write)
 
 
 if __name__ == "__main__":

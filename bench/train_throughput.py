@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama, long_records, run_json  # noqa: E402
+from common import build_random_llama, emit_table, long_records, run_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -247,11 +247,7 @@ def main() -> None:
                 f"| {name} | {path} | {tps:,.0f} | {result['peak_memory_gib']:.1f} | {ratio_raw} | {ratio_hf} |"
             )
     lines += ["", f"Command: `python bench/train_throughput.py {' '.join(sys.argv[1:])}`", ""]
-    table = "\n".join(lines)
-    print(table)
-    if args.write:
-        with args.write.open("a", encoding="utf-8") as handle:
-            handle.write(table + "\n")
+    emit_table(lines, args.write)
 
 
 if __name__ == "__main__":
