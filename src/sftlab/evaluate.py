@@ -60,7 +60,7 @@ def evaluate_task(cfg: DictConfig, run_dir: Path) -> float:
         FastLanguageModel.for_inference(model)
     prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
     try:
-        scores = evaluation.evaluate_translations(model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
+        scores, _ = evaluation.evaluate_translations(model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
     finally:
         if adapter_dir is not None:
             models.release_adapter(model)

@@ -18,7 +18,7 @@ from sftlab import rundir
 from sftlab.data import TranslationPair
 from sftlab.errors import SftlabError
 from sftlab.prompts import PromptFormat, prompt_token_ids
-from sftlab.scoring import SCORES, score_predictions
+from sftlab.scoring import LOSS_OBJECTIVES, OBJECTIVES, SCORES, score_predictions
 
 STOP_MARKER = "<|"  # every section tag of the template formats starts with it
 
@@ -108,8 +108,11 @@ def evaluate_translations(
     pairs: Sequence[TranslationPair],
     eval_cfg: Any,
     run_dir: Path,
-) -> dict[str, Any]:
-    """Generate a translation for every pair, score them, write predictions.jsonl and eval.json."""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Generate a translation for every pair, score them, write predictions.jsonl and eval.json.
+
+    Returns the scores (eval.json) and the prediction rows (predictions.jsonl).
+    """
     prompts = [prompt_format.render_prompt(translation_request(pair, eval_cfg.request)) for pair in pairs]
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
@@ -151,19 +154,18 @@ def evaluate_translations(
     )
     rundir.write_jsonl(run_dir / rundir.PREDICTIONS, predictions)
     rundir.write_json(run_dir / rundir.EVAL, scores)
-    return scores
+    return scores, predictions
 
 
 def objective_value(objective: str, scores: dict[str, Any] | None, metrics: dict[str, Any] | None) -> float:
     """The number a sweep optimises: a macro translation score, or the final evaluation / training loss."""
-    if objective in ("eval_loss", "train_loss"):
+    if objective in LOSS_OBJECTIVES:
         value = (metrics or {}).get(objective)
         if value is None:
             raise SftlabError(f"eval.objective={objective}: the run recorded none (eval_loss needs a validation split)")
         return float(value)
     if objective not in SCORES:
-        expected = ", ".join([*SCORES, "eval_loss", "train_loss"])
-        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {expected})")
+        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
     if scores is None:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
     return float(scores["macro"][objective])

@@ -14,7 +14,9 @@ from typing import Any
 from sacrebleu.metrics import BLEU, CHRF
 
 BLEU_TOKENIZERS = {"ja": "ja-mecab", "zh": "zh"}
-SCORES = ("bleu", "chrf", "chrf_pp")
+SCORES = ("bleu", "chrf", "chrf_pp")  # macro translation scores, maximised
+LOSS_OBJECTIVES = ("eval_loss", "train_loss")  # read from metrics.json, minimised
+OBJECTIVES = (*SCORES, *LOSS_OBJECTIVES)  # what eval.objective may name
 
 
 def metrics_for(target_lang: str) -> dict[str, Any]:

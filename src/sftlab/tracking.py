@@ -1,7 +1,7 @@
 """Run tracking: a Weights & Biases adapter, or nothing. Only the entry points import this module.
 
 One W&B run per job: the resolved config (nested), every trainer log (losses, learning rate, grad norm, tokens seen),
-the run's final training record from ``metrics.json`` (tokens/s, peak memory, runtime), the translation scores per
+the run's final training record, as in ``metrics.json`` (tokens/s, peak memory, runtime), the translation scores per
 direction, a table of sample translations and the run dir. Sweep trials share a group (the sweep dir) and carry their
 trial number and overrides; every run is tagged with its prompt format. A job that fails is marked failed.
 
@@ -33,6 +33,8 @@ _unreachable = False  # the server could not be reached once: later jobs of this
 class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None: ...
 
+    def log_training(self, metrics: dict[str, Any]) -> None: ...
+
     def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None: ...
 
     def finish(self, failed: bool) -> None: ...
@@ -40,6 +42,9 @@ class Tracker(Protocol):
 
 class NullTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def log_training(self, metrics: dict[str, Any]) -> None:
         pass
 
     def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
@@ -124,6 +129,10 @@ class WandbTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         self._safely(lambda: self.run.log({_namespaced(key): value for key, value in metrics.items()}, step=step))
 
+    def log_training(self, metrics: dict[str, Any]) -> None:
+        """The run's final training record (metrics.json) as ``training/*`` summary values."""
+        self._safely(lambda: self.run.summary.update(_training_summary(metrics)))
+
     def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
         def action() -> None:
             logged: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores["macro"].items()}
@@ -140,9 +149,6 @@ class WandbTracker:
 
     def finish(self, failed: bool) -> None:
         def action() -> None:
-            metrics_file = self.run_dir / rundir.METRICS
-            if not failed and metrics_file.is_file():
-                self.run.summary.update(_training_summary(rundir.read_json(metrics_file)))
             adapter = self.run_dir / rundir.ADAPTER
             if self.log_adapter and not failed and adapter.is_dir():
                 try:

@@ -17,11 +17,10 @@ from sftlab.backends import resolve_backend
 from sftlab.cli import entry_point
 from sftlab.config import register_configs
 from sftlab.errors import SftlabError
+from sftlab.scoring import OBJECTIVES
 from sftlab.tracking import create_tracker
 
 register_configs()
-
-OBJECTIVES = ("chrf", "chrf_pp", "bleu", "eval_loss", "train_loss")
 
 
 def check_objective(cfg: DictConfig) -> None:
@@ -114,14 +113,17 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
                 callbacks=[training.StepReporter(tracker.log)],
             )
         )
+        tracker.log_training(metrics)
         scores = None
         if cfg.eval.enabled:
             if backend == "unsloth":
                 from unsloth import FastLanguageModel
 
                 FastLanguageModel.for_inference(peft_model)
-            scores = evaluation.evaluate_translations(peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
-            tracker.log_evaluation(scores, rundir.read_jsonl(run_dir / rundir.PREDICTIONS))
+            scores, predictions = evaluation.evaluate_translations(
+                peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir
+            )
+            tracker.log_evaluation(scores, predictions)
         value = evaluation.objective_value(cfg.eval.objective, scores, metrics)
         failed = False
     finally:
