@@ -54,10 +54,7 @@ def evaluate_task(cfg: DictConfig, run_dir: Path) -> float:
     model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
     if adapter_dir is not None:
         model = models.load_adapter(model, adapter_dir)
-    if backend == "unsloth":
-        from unsloth import FastLanguageModel
-
-        FastLanguageModel.for_inference(model)
+    models.for_inference(model, backend)
     prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
     try:
         scores, _ = evaluation.evaluate_translations(model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)

@@ -264,6 +264,14 @@ def add_lora(model: Any, lora: Any, backend: str, gradient_checkpointing: bool, 
         raise SftlabError(f"LoRA settings do not fit the model: {error}") from None
 
 
+def for_inference(model: Any, backend: str) -> None:
+    """Switch Unsloth models to its fast generation mode; transformers models need nothing."""
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel
+
+        FastLanguageModel.for_inference(model)
+
+
 def release_adapter(peft_model: Any) -> None:
     """Take the adapter off so the cached base model is clean for the next trial."""
     if hasattr(peft_model, "unload"):

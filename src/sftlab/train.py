@@ -116,10 +116,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
         tracker.log_training(metrics)
         scores = None
         if cfg.eval.enabled:
-            if backend == "unsloth":
-                from unsloth import FastLanguageModel
-
-                FastLanguageModel.for_inference(peft_model)
+            models.for_inference(peft_model, backend)
             scores, predictions = evaluation.evaluate_translations(
                 peft_model, tokenizer, prompt_format, pairs, cfg.eval, run_dir
             )
