@@ -93,6 +93,35 @@ def long_records(path: Path, count: int, characters: int, seed: int = 0) -> Path
     return path
 
 
+def sftlab_overrides(model_dir: str, train_files: str, batch: int, length: int, steps: int) -> list[str]:
+    """`python -m sftlab.train` overrides for a throughput run: Unsloth 4-bit, no evaluation, no adapter, a log line
+    per step (``steady_tokens_per_second`` in metrics.json skips the first 3 steps)."""
+    return [
+        "backend=unsloth",
+        "logger=none",
+        "model.source=hub",
+        f"model.path={model_dir}",
+        f"model.name={Path(model_dir).name}",
+        "model.load_in_4bit=true",
+        f"data.train_files={train_files}",
+        "data.val_files=[]",
+        "data.val_fraction=0.02",
+        "eval.enabled=false",
+        "eval.objective=train_loss",
+        "trainer.eval_steps=0",
+        "trainer.save_steps=0",
+        "trainer.save_adapter=false",
+        f"trainer.per_device_train_batch_size={batch}",
+        "trainer.gradient_accumulation_steps=1",
+        f"trainer.max_seq_length={length}",
+        f"trainer.max_steps={steps}",
+        "trainer.logging_steps=1",
+        "trainer.learning_rate=2e-4",
+        "trainer.group_by_length=false",
+        "hydra.job_logging.root.level=WARNING",
+    ]
+
+
 def run_json(command: list[str], timeout: int = 900) -> dict:
     """Run a measurement in its own process; it prints one JSON line starting with RESULT."""
     started = time.perf_counter()

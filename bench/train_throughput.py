@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama, emit_table, long_records, run_json  # noqa: E402
+from common import build_random_llama, emit_table, long_records, run_json, sftlab_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -122,32 +122,12 @@ def measure_sftlab(
         sys.executable,
         "-m",
         "sftlab.train",
-        "backend=unsloth",
-        "logger=none",
-        "model.source=hub",
-        f"model.path={model_dir}",
-        f"model.name={Path(model_dir).name}",
-        "model.load_in_4bit=true",
-        f"data.train_files={train_files}",
+        *sftlab_overrides(model_dir, train_files, batch, length, WARMUP + steps),
         f"trainer.padding_free={str(padding_free).lower()}",
         f"trainer.packing={str(packing).lower()}",
-        "data.val_files=[]",
-        "data.val_fraction=0.02",
-        "eval.enabled=false",
-        "eval.objective=train_loss",
-        "trainer.eval_steps=0",
-        "trainer.save_steps=0",
-        "trainer.save_adapter=false",
-        f"trainer.per_device_train_batch_size={batch}",
-        "trainer.gradient_accumulation_steps=1",
-        f"trainer.max_seq_length={length}",
-        f"trainer.max_steps={WARMUP + steps}",
-        "trainer.logging_steps=1",
-        "trainer.learning_rate=2e-4",
-        "trainer.group_by_length=false",
         f"hydra.run.dir={run_dir}",
     ]
-    result = run_json(command + ["hydra.job_logging.root.level=WARNING"], timeout=900)
+    result = run_json(command, timeout=900)
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.is_file():
         return result

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from postgres_server import postgres_server
 from sftlab.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +76,13 @@ def tiny_run(tmp_path_factory) -> Path:
     result = run_module("sftlab.train", *TINY_RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory) -> Iterator[str]:
+    """A SQLAlchemy URL to one real PostgreSQL server for the session; skips where none can start."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
 
 
 def pytest_report_header(config):

@@ -1,12 +1,13 @@
-"""The Optuna sweeper plugin (src/hydra_plugins/sftlab_optuna_sweeper): real sweeps of the tiny model, read back
-from the study's SQLite storage, plus the pieces that need no sweep (grammar, pruner direction, outcomes)."""
+"""The Optuna sweeper plugin (src/hydra_plugins/sftlab_optuna_sweeper) and the GPU launcher: real sweeps of the tiny
+model, read back from the study's storage (SQLite, a journal file, PostgreSQL), several sweep processes sharing one
+study, plus the pieces that need no sweep (grammar, pruner direction, outcomes, launcher configs)."""
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
-import socket
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +20,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from conftest import CONF, TINY_RUN, run_module
+from conftest import CONF, ROOT, TINY_RUN, run_module
+from hydra_plugins.sftlab_optuna_sweeper._impl import finished_trials
 from sftlab import rundir
 from sftlab import trial as trial_contract
 
@@ -41,12 +43,14 @@ FAST = {
 }
 
 
-def sweep(sweep_dir: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def sweep_command(sweep_dir: Path, *extra: str) -> list[str]:
     overrides = {**FAST, **dict(line.split("=", 1) for line in extra)}
     args = [f"{key}={value}" for key, value in overrides.items()]
-    return run_module(
-        "sftlab.train", "-m", "hparams_search=lora_lr_seq", *args, f"hydra.sweep.dir={sweep_dir}", timeout=timeout
-    )
+    return ["sftlab.train", "-m", "hparams_search=lora_lr_seq", *args, f"hydra.sweep.dir={sweep_dir}"]
+
+
+def sweep(sweep_dir: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return run_module(*sweep_command(sweep_dir, *extra), timeout=timeout)
 
 
 def load(sweep_dir: Path) -> optuna.Study:
@@ -58,8 +62,7 @@ def output(result: subprocess.CompletedProcess) -> str:
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.trials if t.state in done and not t.user_attrs.get("interrupted")]
+    return finished_trials(study.trials)
 
 
 @pytest.fixture(scope="module")
@@ -127,31 +130,23 @@ def test_a_sweep_fills_its_storage_and_writes_its_artifacts(three_trials):
     assert cfg.model.name == "tiny_random" and cfg.trainer.max_steps == 2
 
 
-def test_a_stopped_sweep_resumes_without_redoing_finished_trials(three_trials, tmp_path):
+def test_a_stopped_sweep_resumes_and_retries_a_dead_workers_trial(three_trials, tmp_path):
     sweep_dir = tmp_path / "resumed"
     shutil.copytree(three_trials, sweep_dir)
     before = {t.number: (t.datetime_start, t.datetime_complete, t.params) for t in load(sweep_dir).trials}
-    # A trial left RUNNING, as by a sweep killed mid-trial; first still owned by a live process (this one).
-    study = load(sweep_dir)
+    # A trial left RUNNING by a worker that beat once and died (as a killed sweep leaves it).
+    storage = optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}", heartbeat_interval=1)
+    study = optuna.load_study(study_name=STUDY, storage=storage)
     running = study.ask()
     running.suggest_categorical("lora.r", [8, 16, 32, 64])
     running.suggest_float("trainer.learning_rate", 1e-5, 5e-4, log=True)
     running.suggest_categorical("trainer.max_seq_length", [1024, 2048])
-    running.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    storage.record_heartbeat(running._trial_id)
 
-    result = sweep(sweep_dir, "hydra.sweeper.n_trials=5")
-    assert result.returncode != 0
-    assert f"trial {running.number} is running in process" in result.stderr
-    assert load(sweep_dir).trials[running.number].state == TrialState.RUNNING
-
-    # The owner is gone now: the resumed sweep fails the trial, retries its parameters and runs one new trial.
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    running.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
-    result = sweep(sweep_dir, "hydra.sweeper.n_trials=5")
+    # Its beat is more than grace_period old by the time the sweep looks: failed, retried once, one new trial.
+    result = sweep(sweep_dir, "hydra.sweeper.n_trials=5", "hydra.sweeper.heartbeat_interval=1")
     assert result.returncode == 0, output(result)
-    assert (result.stdout + result.stderr).count("Launching 1 jobs locally") == 2
-
+    assert f"trial {running.number} stopped (its sweep process stopped beating" in result.stdout + result.stderr
     trials = load(sweep_dir).trials
     for number, (start, complete, params) in before.items():
         assert (trials[number].datetime_start, trials[number].datetime_complete, trials[number].params) == (
@@ -159,14 +154,63 @@ def test_a_stopped_sweep_resumes_without_redoing_finished_trials(three_trials, t
             complete,
             params,
         )
-    stale = trials[running.number]
-    assert stale.state == TrialState.FAIL and stale.user_attrs["interrupted"] is True
-    assert "interrupted" in stale.user_attrs["reason"]
+    assert trials[running.number].state == TrialState.FAIL
     retries = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
-    assert len(retries) == 1 and retries[0].params == stale.params and retries[0].state == TrialState.COMPLETE
+    assert len(retries) == 1 and retries[0].params == running.params and retries[0].state == TrialState.COMPLETE
     assert len(finished(load(sweep_dir))) == 5
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert len(trials) == 6  # 3 + the stale one + its retry + one new
+    assert len(trials) == 6  # 3 + the dead one + its retry + one new
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_two_sweep_processes_share_one_study_and_run_exactly_n_trials(kind, tmp_path, request):
+    storage = f"journal:{tmp_path / 'study.journal'}" if kind == "journal" else request.getfixturevalue("postgres_url")
+    commands = [
+        sweep_command(tmp_path / f"node{node}", f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=5")
+        for node in (0, 1)
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", *command], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for command in commands
+    ]
+    logs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], "\n".join(log[-3000:] for log in logs)
+
+    study = optuna.load_study(study_name=STUDY, storage=storage if kind != "journal" else open_journal(storage))
+    counted = finished(study)
+    assert len(counted) == 5 and all(t.state == TrialState.COMPLETE for t in counted)
+    assert len({t.number for t in counted}) == 5
+    assert len({t.user_attrs["worker"] for t in counted}) == 2  # both processes ran trials...
+    for t in counted:  # ...each in its own sweep dir, the job dir named by the trial number
+        assert Path(t.user_attrs["run_dir"]).name == str(t.number)
+        assert (Path(t.user_attrs["run_dir"]) / rundir.METRICS).is_file()
+    surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
+    assert len(study.trials) == 5 + len(surplus) and all(t.state == TrialState.FAIL for t in surplus)
+
+
+def open_journal(spec: str) -> optuna.storages.JournalStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(spec.removeprefix("journal:")))
+
+
+def test_the_gpu_launcher_runs_a_batch_at_once_one_gpu_each(tmp_path):
+    sweep_dir = tmp_path / "gpus"
+    result = sweep(sweep_dir, "hydra/launcher=gpus", "hydra.launcher.gpus=[0,1]", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, output(result)
+    # Batches of two (the sweeper's n_jobs follows the launcher's), the second in fresh worker processes.
+    log = result.stdout + result.stderr
+    assert "is launching 2 jobs" in log and "is launching 1 jobs" in log
+    study = load(sweep_dir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    pinned = set()
+    for t in study.trials:
+        hydra_cfg = OmegaConf.load(Path(t.user_attrs["run_dir"]) / ".hydra" / "hydra.yaml")
+        pinned.add(hydra_cfg.hydra.job.env_set.CUDA_VISIBLE_DEVICES)
+        assert sorted(t.intermediate_values) == [1, 2]  # pruning reports reach the storage from the worker
+    assert pinned == {"0", "1"}  # the third trial, alone in its batch, on the first GPU
 
 
 def test_a_pruned_trial_is_recorded_as_pruned(pruned_and_failed):
@@ -265,7 +309,7 @@ def test_the_override_grammar_reads_as_in_the_official_plugin():
 
 
 def test_the_pruner_compares_losses_as_losses_when_the_study_maximises():
-    from hydra_plugins.sftlab_optuna_sweeper._impl import LossPruner
+    from hydra_plugins.sftlab_optuna_sweeper._reporting import LossPruner
 
     def study_with(pruner, direction):
         study = optuna.create_study(direction=direction, pruner=pruner)
@@ -294,49 +338,76 @@ def job_return(tmp_path: Path, status: JobStatus, value, failure: dict | None = 
 def test_job_outcomes_become_trial_states_with_their_reason(tmp_path):
     from hydra_plugins.sftlab_optuna_sweeper._impl import job_outcome
 
-    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.5), None)[:2] == (TrialState.COMPLETE, 1.5)
-    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.FAILED, ValueError("boom")), None)
+    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.5))[:2] == (TrialState.COMPLETE, 1.5)
+    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.FAILED, ValueError("boom")))
     assert state == TrialState.FAIL and attrs["reason"] == "boom" and attrs["error_type"] == "ValueError"
-    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, float("nan")), None)
+    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, float("nan")))
     assert state == TrialState.FAIL and "NaN" in attrs["reason"]
     failure = {"type": "SftlabError", "message": "no training records left"}
-    state, _, attrs = job_outcome(job_return(tmp_path / "a", JobStatus.COMPLETED, None, failure), None)
+    state, _, attrs = job_outcome(job_return(tmp_path / "a", JobStatus.COMPLETED, None, failure))
     assert state == TrialState.FAIL and attrs["reason"] == "no training records left"
     failure = {"type": "TrialPruned", "message": "pruned at step 4: eval_loss 2.0000"}
-    state, _, attrs = job_outcome(job_return(tmp_path / "b", JobStatus.COMPLETED, None, failure), None)
+    state, _, attrs = job_outcome(job_return(tmp_path / "b", JobStatus.COMPLETED, None, failure))
     assert state == TrialState.PRUNED and attrs["reason"].startswith("pruned at step 4")
-    state, _, _ = job_outcome(job_return(tmp_path / "c", JobStatus.COMPLETED, None), SimpleNamespace(pruned=True))
-    assert state == TrialState.PRUNED
+    state, _, attrs = job_outcome(job_return(tmp_path / "c", JobStatus.COMPLETED, None))
+    assert state == TrialState.FAIL and attrs["reason"] == "the task returned None"
 
 
-def test_training_reports_to_the_current_trial_and_stops_when_pruned():
+class RecordingReporter:
+    """What the sweeper's spec connects to in this test: records reports, prunes as the spec says."""
+
+    def __init__(self, spec: dict):
+        self.prune, self.reports = spec["prune"], []
+
+    def report(self, step, value):
+        self.reports.append((step, value))
+
+    def should_prune(self):
+        return self.prune
+
+
+def test_training_reports_to_the_trial_in_its_environment_and_stops_when_pruned(monkeypatch):
     from sftlab.training import TrialReporter
-
-    class Reporter:
-        def __init__(self, prune):
-            self.prune, self.reports = prune, []
-
-        def report(self, step, value):
-            self.reports.append((step, value))
-
-        def should_prune(self):
-            return self.prune
 
     callback = TrialReporter()
     metrics = {"eval_loss": 2.5}
     callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)  # no sweep: no-op
-    try:
-        keep = Reporter(prune=False)
-        trial_contract.set_reporter(keep)
-        callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)
-        assert keep.reports == [(1, 2.5)]
-        stop = Reporter(prune=True)
-        trial_contract.set_reporter(stop)
-        callback.on_evaluate(None, SimpleNamespace(global_step=0, max_steps=4), None, metrics=metrics)  # step 0
-        callback.on_evaluate(None, SimpleNamespace(global_step=4, max_steps=4), None, metrics=metrics)  # last step
-        with pytest.raises(trial_contract.TrialPruned, match="pruned at step 2"):
-            callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
-        assert stop.reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
-    finally:
-        trial_contract.clear_reporter()
     assert not trial_contract.active()
+
+    monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": False}))
+    callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)
+    callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
+    assert trial_contract._reporter().reports == [(1, 2.5), (2, 2.5)]  # one connection for the job
+
+    monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": True}))
+    callback.on_evaluate(None, SimpleNamespace(global_step=0, max_steps=4), None, metrics=metrics)  # step 0
+    callback.on_evaluate(None, SimpleNamespace(global_step=4, max_steps=4), None, metrics=metrics)  # last step
+    with pytest.raises(trial_contract.TrialPruned, match="pruned at step 2"):
+        callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
+    assert trial_contract._reporter().reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
+
+
+def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
+    from hydra_plugins.sftlab_gpu_launcher.gpu_launcher import pin, visible_gpus
+
+    gpus = compose_sweep("hydra/launcher=gpus").hydra.launcher
+    assert gpus._target_.endswith("GpuLauncher") and gpus.gpus is None and gpus.n_jobs is None
+    slurm = compose_sweep("hydra/launcher=slurm_gpus").hydra.launcher
+    assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1 and slurm.tasks_per_node == 1
+    assert compose_sweep("hydra/launcher=joblib").hydra.launcher.n_jobs == -1
+    assert compose_sweep().hydra.sweeper.n_jobs is None  # follows the launcher
+    assert compose_sweep().hydra.sweeper.sampler.constant_liar is True  # parallel TPE never doubles a running point
+
+    assert pin([["a=1"], ["a=2"], ["a=3"]], ["3", "5"]) == [
+        ["a=1", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=3"],
+        ["a=2", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=5"],
+        ["a=3", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=3"],
+    ]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert visible_gpus() == ["2", "3"]
+
+
+def test_the_ray_launcher_config_composes_where_the_ray_extra_is_installed():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra is not installed")
+    ray = compose_sweep("hydra/launcher=ray_gpus").hydra.launcher
+    assert ray.ray.remote.num_gpus == 1

@@ -1,8 +1,10 @@
 """An Optuna sweeper for Hydra, with the official ``hydra-optuna-sweeper`` config schema (which pins optuna<3).
 
 Select it with ``hydra/sweeper=sftlab_optuna`` (or ``override /hydra/sweeper: sftlab_optuna`` in a config). Beyond the
-official plugin: a persistent, resumable study by default (SQLite in the sweep dir), pruning on the evaluation loss
-that training reports (``sftlab.trial``), failed and pruned jobs recorded with their reason, a check of the search
-space before the first trial, and the sweep's artifacts (results, trials table, plots, the best trial as an
-experiment config). Hydra imports every public module here at start-up, so only ``config`` is imported eagerly.
+official plugin: a persistent, resumable study by default (SQLite in the sweep dir), shared by several sweep processes
+through PostgreSQL or a journal file with exactly ``n_trials`` run between them, heartbeats that fail and retry a dead
+worker's trial, pruning on the evaluation loss that training reports (``sftlab.trial``) from any launcher, failed and
+pruned jobs recorded with their reason, a check of the search space before the first trial, and the sweep's artifacts
+(results, trials table, plots, the best trial as an experiment config). Hydra imports every public module here at
+start-up, so only ``config`` is imported eagerly.
 """

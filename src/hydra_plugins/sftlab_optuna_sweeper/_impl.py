@@ -1,29 +1,40 @@
-"""The sweep: a persistent Optuna study asked for parameters, told each job's outcome, resumable after a kill.
+"""The sweep: a persistent Optuna study asked for parameters, told each job's outcome, shared by any number of sweep
+processes, resumable after a kill.
 
 Study and storage
-    ``storage: null`` keeps the study in ``sqlite:///<hydra.sweep.dir>/optuna.db``; the study is created with
-    ``load_if_exists=True``, so rerunning with the same ``hydra.sweep.dir`` (or the same explicit ``storage``) and
-    ``study_name`` resumes it. The sweep runs until the study holds ``n_trials`` finished trials (complete, pruned or
-    failed), so no finished trial is lost or redone. Each job's run dir is ``<sweep dir>/<trial number>``.
+    ``storage: null`` keeps the study in ``sqlite:///<hydra.sweep.dir>/optuna.db``; a SQLAlchemy URL (PostgreSQL)
+    or ``journal:<path>`` lets several sweep processes, one per node say, share it (``_storage``). The study is
+    created with ``load_if_exists=True``, so rerunning with the same storage and ``study_name`` resumes it, and
+    starting another process with them joins it. Each job's run dir is ``<sweep dir>/<trial number>``.
 
-Interrupted trials
-    A trial still RUNNING when a sweep starts was left by a sweep process that died (killed, out of memory, a lost
-    machine): it is marked FAIL with ``interrupted`` and a ``reason``, does not count towards ``n_trials``, and its
-    parameters are enqueued so that the next trial retries them. Ctrl-C marks the running trial the same way. One
-    sweep process per study is assumed; a RUNNING trial of a live process on this machine stops the start instead.
+Exactly ``n_trials``, shared
+    The study's trials take slots: finished ones (complete, pruned, failed), running ones (this process's or
+    another's) and waiting ones (enqueued design points and retries). A failed trial that was retried gives its slot
+    to its retry. A process asks for a trial only while a slot is free, and since Optuna numbers trials atomically in
+    the storage, a trial that finds ``n_trials`` slot-takers numbered before it was asked in a race for the last slot:
+    it is told FAIL as ``surplus`` before it runs and takes no slot. So the processes together run exactly
+    ``n_trials`` trials, none twice. A process with nothing left to ask waits while other processes' trials run, so
+    that a dead worker's trial is retried by whoever is still alive.
+
+Dead workers
+    Each process beats for the trials it runs (``heartbeat_interval``, Optuna's heartbeat). Before each batch,
+    ``optuna.storages.fail_stale_trials`` fails RUNNING trials whose beats stopped for ``grace_period`` (their worker
+    was killed, ran out of memory or lost its machine) and :func:`retry` enqueues their parameters once. Ctrl-C fails
+    and enqueues the running trials the same way.
 
 Outcomes
     A job that returns a number completes its trial. A job that returns ``None`` (the sftlab entry point does so in a
     multirun after writing ``failure.json``) or raises is FAIL, with the reason in the user attrs ``reason`` and
-    ``error_type``; a ``TrialPruned`` failure, or a prune decision seen by the reporter, is PRUNED. The sweep goes on.
+    ``error_type``; a ``TrialPruned`` failure is PRUNED. The sweep goes on.
 
 Pruning
-    Only with Hydra's basic launcher, which runs the jobs in this process one at a time: before each job the sweeper
-    sets ``sftlab.trial``'s reporter to the trial, training reports ``eval_loss`` at each evaluation and stops when the
-    pruner says so. The reported value is a loss whatever the study's direction: when the study maximises (a
-    translation score), the pruner is run against a view of the study that minimises, so it compares losses as
-    losses. HyperbandPruner builds its own bracket studies from the storage and cannot take that view: it is refused
-    for a maximised objective. Any other launcher runs without pruning (with a warning).
+    Each job gets its trial in its environment (``reporting``), reports ``eval_loss`` at each evaluation straight to
+    the storage and stops when the pruner says so, whichever launcher runs it.
+
+Parallel jobs
+    ``n_jobs`` trials are asked at once and handed to the launcher as one batch (``null``: the launcher's own
+    ``n_jobs``, e.g. one per GPU with ``hydra/launcher=gpus``; 1 for the basic launcher). TPE's ``constant_liar``
+    keeps two running trials off the same point.
 
 Designs
     With ``design`` (``conf/design/*.yaml``), the study runs a factorial design (``sftlab.design``): each row
@@ -32,7 +43,8 @@ Designs
     and an interrupted point is retried once as above. The factors and the seed join the search space as
     ``choice(false, true)`` and ``choice(<seeds>)``, so their names are checked and every level composes before the
     first trial; the sampler is never asked for a point of its own (a trial that is not a design point stops the
-    sweep). The design, its aliasing and its points are written to ``<sweep dir>/design.json`` first.
+    sweep). The design, its aliasing and its points are written to ``<sweep dir>/design.json`` first. Start a shared
+    design's first process before the others, so that one process enqueues the points.
 """
 
 from __future__ import annotations
@@ -41,11 +53,13 @@ import logging
 import math
 import os
 import socket
+import time
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
@@ -53,7 +67,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
-from optuna.pruners import BasePruner, HyperbandPruner, NopPruner
+from optuna.storages import fail_stale_trials
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -62,11 +76,12 @@ from sftlab import rundir
 from sftlab import trial as trial_contract
 
 from . import _artifacts
+from . import _reporting as reporting
 from ._search_space import SearchSpace, SweepConfigError, check_names, parse
+from ._storage import Heartbeats, SweepStorage, open_storage
 
 log = logging.getLogger(__name__)
 
-STORAGE_FILE = "optuna.db"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -78,70 +93,39 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive_elsewhere(worker: str) -> bool:
-    """Whether ``host:pid`` is another live process on this machine (then its RUNNING trial is not stale)."""
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
-def counts_towards_n_trials(trial: FrozenTrial) -> bool:
-    return trial.state in FINISHED and not trial.user_attrs.get("interrupted")
+def takes_a_slot(trial: FrozenTrial, retried: set[int]) -> bool:
+    """Whether ``trial`` is one of the study's ``n_trials`` (see "Exactly n_trials, shared")."""
+    if trial.user_attrs.get("surplus"):
+        return False
+    return not (trial.state == TrialState.FAIL and trial.number in retried)
+
+
+def finished_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    retried = retried_numbers(trials)
+    return [t for t in trials if t.state in FINISHED and takes_a_slot(t, retried)]
+
+
+def retry(study: optuna.Study, trial: FrozenTrial, why: str) -> None:
+    """Enqueue the parameters of a trial that stopped through no fault of its own; a retry is not retried again."""
+    if "retry_of" in trial.user_attrs or not trial.params:
+        log.warning(f"trial {trial.number} stopped ({why}); not retried (it was a retry, or had no parameters yet)")
+        return
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": why})
+    log.warning(f"trial {trial.number} stopped ({why}): its parameters are enqueued again")
+
+
+def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's heartbeat-stale callback: the trial was just failed by ``fail_stale_trials``."""
+    retry(study, trial, "its sweep process stopped beating: killed, out of memory or its machine lost")
 
 
 def _point_key(params: dict[str, Any]) -> tuple:
     """A design point as a hashable key: sorted (name, value) pairs, bools kept apart from ints."""
     return tuple(sorted((str(name), (type(value).__name__, value)) for name, value in params.items()))
-
-
-class _MinimizingView:
-    """A study as a pruner sees it, with MINIMIZE as its direction; everything else is the study's."""
-
-    def __init__(self, study: optuna.Study):
-        self._study = study
-
-    @property
-    def direction(self) -> StudyDirection:
-        return StudyDirection.MINIMIZE
-
-    @property
-    def directions(self) -> list[StudyDirection]:
-        return [StudyDirection.MINIMIZE]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-
-class LossPruner(BasePruner):
-    """Runs ``inner`` on the reported losses as if the study minimised, whatever the study's own direction."""
-
-    def __init__(self, inner: BasePruner):
-        self.inner = inner
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        return self.inner.prune(_MinimizingView(study), trial)  # type: ignore[arg-type]
-
-
-class TrialReporter:
-    """``sftlab.trial``'s reporter for one Optuna trial."""
-
-    def __init__(self, trial: Trial):
-        self.trial = trial
-        self.pruned = False
-
-    def report(self, step: int, value: float) -> None:
-        self.trial.report(value, step)
-
-    def should_prune(self) -> bool:
-        self.pruned = self.trial.should_prune()
-        return self.pruned
 
 
 def _suggest(trial: Trial, name: str, dist: BaseDistribution) -> None:
@@ -182,7 +166,7 @@ def _container(node: Any) -> dict[str, Any]:
     return dict(node)
 
 
-def job_outcome(ret: JobReturn, reporter: TrialReporter | None) -> tuple[TrialState, float | None, dict[str, Any]]:
+def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None, dict[str, Any]]:
     """The trial state, value and user attrs for one job's return."""
     attrs: dict[str, Any] = {}
     run_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg is not None else None
@@ -196,13 +180,11 @@ def job_outcome(ret: JobReturn, reporter: TrialReporter | None) -> tuple[TrialSt
     if value is None:
         failure_path = Path(run_dir) / rundir.FAILURE if run_dir else None
         failure = rundir.read_json(failure_path) if failure_path and failure_path.is_file() else None
-        pruned = (reporter is not None and reporter.pruned) or (
-            failure is not None and failure.get("type") == trial_contract.TrialPruned.__name__
-        )
+        pruned = failure is not None and failure.get("type") == trial_contract.TrialPruned.__name__
         if failure is not None:
             attrs.update(reason=failure.get("message"), error_type=failure.get("type"))
         else:
-            attrs["reason"] = "pruned" if pruned else "the task returned None"
+            attrs["reason"] = "the task returned None"
         return (TrialState.PRUNED if pruned else TrialState.FAIL), None, attrs
     try:
         number = float(value)
@@ -221,28 +203,35 @@ class OptunaSweep:
         storage: Any,
         study_name: str | None,
         n_trials: int,
-        n_jobs: int,
+        n_jobs: int | None,
         max_failure_rate: float,
         params: DictConfig | None,
         custom_search_space: str | None,
         pruner: Any,
         design: Any = None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         if not 0.0 <= max_failure_rate <= 1.0:
             raise SweepConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: expected 0.0 to 1.0")
-        if n_jobs < 1:
-            raise SweepConfigError(f"hydra.sweeper.n_jobs={n_jobs}: expected at least 1")
+        if n_jobs is not None and n_jobs < 1:
+            raise SweepConfigError(f"hydra.sweeper.n_jobs={n_jobs}: expected at least 1 (or null: the launcher's)")
+        for name, seconds in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+            if seconds is not None and seconds < 1:
+                raise SweepConfigError(f"hydra.sweeper.{name}={seconds}: expected whole seconds >= 1, or null")
         self.sampler_cfg = sampler
         self.direction = _direction(direction)
         self.storage_cfg = storage
         self.study_name = study_name
         self.n_trials = int(n_trials)
-        self.n_jobs = int(n_jobs)
+        self.n_jobs = n_jobs
         self.max_failure_rate = float(max_failure_rate)
         self.params = params
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
         self.pruner_cfg = pruner
         self.design_cfg = design
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -268,25 +257,6 @@ class OptunaSweep:
                     f"sweep parameters: a job config does not compose ({message}); no trial was run"
                 ) from None
 
-    def make_storage(self) -> tuple[Any, str]:
-        spec = self.storage_cfg
-        if spec is None:
-            self.sweep_dir.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{self.sweep_dir / STORAGE_FILE}"
-            return url, url
-        if OmegaConf.is_dict(spec) or isinstance(spec, dict):
-            cfg = _container(spec)
-            return instantiate(cfg), str(cfg.get("_target_"))
-        spec = str(spec)
-        if "://" in spec:
-            return spec, spec
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = Path(spec).absolute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path))), f"journal:{path}"
-
     def make_sampler(self, space: SearchSpace, seed_offset: int) -> optuna.samplers.BaseSampler:
         """The configured sampler; a resumed study shifts a fixed seed by its trial count, not to replay trials."""
         cfg = _container(self.sampler_cfg) if self.sampler_cfg is not None else {}
@@ -300,46 +270,12 @@ class OptunaSweep:
             return optuna.samplers.TPESampler(seed=cfg.get("seed"))
         return instantiate(cfg)
 
-    def make_pruner(self, in_process: bool) -> BasePruner:
-        if self.pruner_cfg is None:
-            return NopPruner()
-        if not in_process:
-            log.warning(
-                f"pruning is off: the launcher {type(self.launcher).__name__} runs jobs outside the sweeper's "
-                "process (pruning needs hydra/launcher=basic)"
-            )
-            return NopPruner()
-        pruner = instantiate(_container(self.pruner_cfg))
-        if self.direction == StudyDirection.MINIMIZE:
-            return pruner
-        if isinstance(pruner, HyperbandPruner):
-            raise SweepConfigError(
-                "hydra.sweeper.pruner: HyperbandPruner cannot prune on eval_loss while the study maximises; "
-                "use hydra/sweeper/pruner=median or successive_halving, or eval.objective=eval_loss"
-            )
-        return LossPruner(pruner)
-
-    def recover(self, study: optuna.Study) -> None:
-        """Fail the trials a dead sweep left RUNNING, and enqueue the parameters of interrupted trials once."""
-        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = frozen.user_attrs.get("worker")
-            if worker and _alive_elsewhere(worker):
-                raise SweepConfigError(
-                    f"study '{study.study_name}' is in use: trial {frozen.number} is running in process {worker}"
-                )
-            running = Trial(study, frozen._trial_id)
-            running.set_user_attr("interrupted", True)
-            running.set_user_attr(
-                "reason", f"interrupted: left RUNNING by a sweep process that stopped ({worker or 'unknown worker'})"
-            )
-            tell(study, frozen.number, TrialState.FAIL)
-            log.warning(f"trial {frozen.number} was left RUNNING by a stopped sweep: marked FAIL, to be retried")
-        trials = study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        for frozen in trials:
-            if frozen.user_attrs.get("interrupted") and frozen.number not in retried and frozen.params:
-                study.enqueue_trial(dict(frozen.params), user_attrs={"retry_of": frozen.number})
-                log.info(f"retrying the parameters of interrupted trial {frozen.number}: {frozen.params}")
+    def launcher_jobs(self) -> int:
+        """How many jobs the launcher runs at once: its ``n_jobs`` (a negative one read as joblib reads it), or 1."""
+        n_jobs = getattr(self.launcher, "n_jobs", None) or OmegaConf.select(self.config, "hydra.launcher.n_jobs")
+        if n_jobs is None:
+            return 1
+        return int(n_jobs) if int(n_jobs) > 0 else max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
 
     def design_space(self, arguments: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         """The design's factor and seed sweeps (as command-line sweeps, after the user's), its points, design.json."""
@@ -362,25 +298,18 @@ class OptunaSweep:
         log.info("design: " + "; ".join(design.describe()[:4]))
         return lines, design.points(seeds)
 
-    def enqueue_design(self, study: optuna.Study, points: list[dict[str, Any]]) -> int:
-        """Enqueue the design points the study does not hold yet (finished and counted, or waiting); returns how
-        many points are still to run."""
-        finished: set[tuple] = set()
-        waiting: set[tuple] = set()
-        for frozen in study.get_trials(deepcopy=False):
-            if counts_towards_n_trials(frozen):
-                finished.add(_point_key(frozen.params))
-            elif frozen.state == TrialState.WAITING:
-                waiting.add(_point_key(frozen.system_attrs.get("fixed_params") or {}))
-        todo = 0
+    def enqueue_design(self, study: optuna.Study, points: list[dict[str, Any]]) -> None:
+        """Enqueue the design points the study does not hold yet (finished and counted, running, or waiting)."""
+        trials = study.get_trials(deepcopy=False)
+        held = {_point_key(frozen.params) for frozen in finished_trials(trials)}
+        for frozen in trials:
+            if frozen.state == TrialState.RUNNING:
+                held.add(_point_key(frozen.params))
+            elif frozen.state == TrialState.WAITING:  # an interrupted point's retry, or another process's enqueue
+                held.add(_point_key(frozen.system_attrs.get("fixed_params") or {}))
         for index, point in enumerate(points):
-            key = _point_key(point)
-            if key in finished:
-                continue
-            todo += 1
-            if key not in waiting:  # a waiting one (an interrupted point's retry) runs in this sweep as it is
+            if _point_key(point) not in held:
                 study.enqueue_trial(point, user_attrs={"design_point": index})
-        return todo
 
     # ------------------------------------------------------------------------------------------------ sweep
 
@@ -394,6 +323,39 @@ class OptunaSweep:
         trial.set_user_attr("overrides", overrides)
         return overrides
 
+    def claim(self, study: optuna.Study, n_trials: int) -> Trial | None:
+        """A trial to run, or None when the study's ``n_trials`` slots are taken (see "Exactly n_trials, shared")."""
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        slots = [t for t in trials if takes_a_slot(t, retried)]
+        if len(slots) >= n_trials and not any(t.state == TrialState.WAITING for t in slots):
+            return None
+        with warnings.catch_warnings():  # Optuna says heartbeats go with Study.optimize; ask/tell beats them itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask()
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        ahead = sum(t.number < trial.number and takes_a_slot(t, retried) for t in trials)
+        if ahead < n_trials:
+            return trial
+        trial.set_user_attr("surplus", True)
+        trial.set_user_attr("reason", f"surplus: {n_trials} trials were asked before this one (by other processes)")
+        tell(study, trial, TrialState.FAIL)
+        return None
+
+    def launch(
+        self, study: optuna.Study, trials: list[Trial], overrides: list[list[str]], pruner: dict | None
+    ) -> list[JobReturn]:
+        """Run the trials' jobs as one launcher batch, beating for them; the job dir is the trial number."""
+        jobs = []
+        for trial, lines in zip(trials, overrides, strict=True):
+            spec = reporting.job_spec(self.storage.spec, study.study_name, trial._trial_id, pruner, self.direction)
+            jobs.append(
+                [*lines, f"hydra.sweep.subdir={trial.number}", reporting.env_override(trial_contract.ENV, spec)]
+            )
+        with Heartbeats(self.storage.storage, [trial._trial_id for trial in trials]):
+            return list(self.launcher.launch(jobs, initial_job_idx=trials[0].number))
+
     def sweep(self, arguments: list[str]) -> None:
         points: list[dict[str, Any]] | None = None
         if self.design_cfg is not None:
@@ -404,102 +366,129 @@ class OptunaSweep:
         if not space.distributions and self.custom_search_space is None:
             log.warning("hydra.sweeper.params has nothing to sweep: every trial runs the same config")
 
-        storage, storage_label = self.make_storage()
+        self.storage: SweepStorage = open_storage(
+            self.storage_cfg, self.sweep_dir, self.heartbeat_interval, self.grace_period, retry_stale
+        )
         study_name = self.study_name or str(self.config.hydra.job.name)
-        in_process = isinstance(self.launcher, BasicLauncher)
+        pruner_node = _container(self.pruner_cfg) if self.pruner_cfg is not None else None
         study = optuna.create_study(
-            storage=storage,
+            storage=self.storage.storage,
             study_name=study_name,
             direction=self.direction,
-            pruner=self.make_pruner(in_process),
+            pruner=reporting.make_pruner(pruner_node, self.direction),
             load_if_exists=True,
         )
         if study.direction != self.direction:
             raise SweepConfigError(
-                f"study '{study_name}' in {storage_label} was created to {study.direction.name.lower()}, this sweep "
-                f"would {self.direction.name.lower()}: use another hydra.sweeper.study_name or storage"
+                f"study '{study_name}' in {self.storage.label} was created to {study.direction.name.lower()}, this "
+                f"sweep would {self.direction.name.lower()}: use another hydra.sweeper.study_name or storage"
             )
-        study.sampler = self.make_sampler(space, seed_offset=len(study.trials))
-        pruner = getattr(study.pruner, "inner", study.pruner)
+        # A resumed study shifts a fixed seed by its trial count; a shared one (an explicit storage) also by this
+        # process, so that processes starting together do not draw the same random start-up points.
+        offset = len(study.trials) + (zlib.crc32(worker_id().encode()) % 10_000 if self.storage_cfg else 0)
+        study.sampler = self.make_sampler(space, seed_offset=offset)
         log.info(
-            f"Optuna study '{study_name}' in {storage_label}: {self.direction.name.lower()}, "
-            f"sampler {type(study.sampler).__name__}, pruner {type(pruner).__name__}"
+            f"Optuna study '{study_name}' in {self.storage.label}: {self.direction.name.lower()}, "
+            f"sampler {type(study.sampler).__name__}, pruner {type(study.pruner).__name__}"
+            + (f", heartbeat every {self.storage.heartbeat_interval} s" if self.storage.heartbeat_interval else "")
         )
-        self.recover(study)
         n_trials = self.n_trials
         if isinstance(study.sampler, optuna.samplers.GridSampler):
-            size = math.prod(len(values) for values in space.grid().values())
-            n_trials = min(n_trials, size)
-        done = sum(counts_towards_n_trials(t) for t in study.get_trials(deepcopy=False))
-        remaining = n_trials - done
+            n_trials = min(n_trials, math.prod(len(values) for values in space.grid().values()))
         design_keys: set[tuple] | None = None
         if points is not None:
             if n_trials != len(points):
                 log.info(f"design: n_trials is rows x seeds = {len(points)} (hydra.sweeper.n_trials={n_trials} unused)")
             n_trials = len(points)
-            remaining = self.enqueue_design(study, points)
-            done = n_trials - remaining
+            self.enqueue_design(study, points)
             design_keys = {_point_key(point) for point in points}
-        log.info(f"{done} of {n_trials} trials finished, {max(remaining, 0)} to run; sweep dir {self.sweep_dir}")
-        if in_process and self.n_jobs > 1:
-            log.info(f"n_jobs={self.n_jobs}: the basic launcher runs one job at a time, so trials are asked one by one")
+        batch_size = self.n_jobs or self.launcher_jobs()
+        done = len(finished_trials(study.get_trials(deepcopy=False)))
+        log.info(
+            f"{done} of {n_trials} trials finished; this process runs up to {batch_size} at once; "
+            f"sweep dir {self.sweep_dir}"
+        )
 
         failed = ran = 0
-        while remaining > 0:
-            batch = 1 if in_process else min(self.n_jobs, remaining)
-            trials = [study.ask() for _ in range(batch)]
-            states: list[TrialState] = []
-            reporter = TrialReporter(trials[0]) if in_process else None
-            try:
-                overrides = [self.configure_trial(trial, space) for trial in trials]
-                if design_keys is not None:
-                    strays = [t.number for t in trials if _point_key(t.params) not in design_keys]
-                    if strays:
-                        raise SweepConfigError(f"trial(s) {strays}: not a point of the design (the sampler was asked)")
-                if reporter is not None:
-                    trial_contract.set_reporter(reporter)
-                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-            except SweepConfigError:
-                for trial in trials:
-                    trial.set_user_attr("reason", "not a design point")
-                    tell(study, trial, TrialState.FAIL)
-                raise
-            except KeyboardInterrupt:
-                for trial in trials:
-                    trial.set_user_attr("interrupted", True)
-                    trial.set_user_attr("reason", "interrupted: the sweep was stopped (Ctrl-C)")
-                    tell(study, trial, TrialState.FAIL)
-                raise
-            except Exception as error:  # the launcher could not run the jobs: fail their trials, go on
-                log.warning(f"trial(s) {[t.number for t in trials]} could not be launched: {error}")
-                for trial in trials:
-                    trial.set_user_attr("reason", f"not launched: {error}")
-                    trial.set_user_attr("error_type", type(error).__name__)
-                    tell(study, trial, TrialState.FAIL)
-                    states.append(TrialState.FAIL)
-                returns = []
-            finally:
-                trial_contract.clear_reporter()
-            for trial, ret in zip(trials, returns, strict=False):
-                state, value, attrs = job_outcome(ret, reporter)
-                for key, attr in attrs.items():
-                    trial.set_user_attr(key, attr)
-                tell(study, trial, state, value)
-                states.append(state)
-                if state != TrialState.COMPLETE:
-                    log.warning(f"trial {trial.number} {state.name}: {attrs.get('reason')}")
+        waiting_logged = False
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fail_stale_trials(study)
+            trials: list[Trial] = []
+            while len(trials) < batch_size and (trial := self.claim(study, n_trials)) is not None:
+                trials.append(trial)
+            if not trials:
+                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not running:
+                    break
+                interval = self.storage.heartbeat_interval
+                if interval is None:
+                    log.warning(f"{len(running)} trial(s) still RUNNING elsewhere; no heartbeats to wait on: done")
+                    break
+                if not waiting_logged:
+                    log.info(f"waiting for trial(s) {[t.number for t in running]}, running in other processes")
+                    waiting_logged = True
+                time.sleep(min(interval, 10))
+                continue
+            waiting_logged = False
+            states = self.run_batch(study, trials, space, pruner_node, design_keys)
             failed += states.count(TrialState.FAIL)
             ran += len(trials)
-            remaining -= batch
             if failed / ran > self.max_failure_rate:
-                _artifacts.write_all(study, self.sweep_dir, space, self.config, storage_label)
+                _artifacts.write_all(study, self.sweep_dir, space, self.config, self.storage.label)
                 raise SweepFailed(
                     f"{failed} of {ran} trials failed, more than max_failure_rate={self.max_failure_rate}: "
                     f"sweep stopped (reasons in {self.sweep_dir / _artifacts.TRIALS})"
                 )
 
-        results = _artifacts.write_all(study, self.sweep_dir, space, self.config, storage_label)
+        results = _artifacts.write_all(study, self.sweep_dir, space, self.config, self.storage.label)
         if results["best_trial"] is not None:
             log.info(f"Best trial {results['best_trial']}: value {results['best_value']}, {results['best_params']}")
             log.info(f"Rerun it: {results['rerun']}")
         log.info(f"Sweep artifacts in {self.sweep_dir}: {_artifacts.RESULTS}, {_artifacts.TRIALS}, plots")
+
+    def run_batch(
+        self,
+        study: optuna.Study,
+        trials: list[Trial],
+        space: SearchSpace,
+        pruner: dict | None,
+        design_keys: set[tuple] | None,
+    ) -> list[TrialState]:
+        """Launch one batch and tell the study each trial's outcome."""
+        try:
+            overrides = [self.configure_trial(trial, space) for trial in trials]
+            if design_keys is not None:
+                strays = [t.number for t in trials if _point_key(t.params) not in design_keys]
+                if strays:
+                    raise SweepConfigError(f"trial(s) {strays}: not a point of the design (the sampler was asked)")
+            returns = self.launch(study, trials, overrides, pruner)
+        except SweepConfigError:
+            for trial in trials:
+                trial.set_user_attr("reason", "not a design point")
+                tell(study, trial, TrialState.FAIL)
+            raise
+        except KeyboardInterrupt:
+            for trial in trials:
+                trial.set_user_attr("reason", "interrupted: the sweep was stopped (Ctrl-C)")
+                tell(study, trial, TrialState.FAIL)
+                retry(study, study._storage.get_trial(trial._trial_id), "the sweep was stopped (Ctrl-C)")
+            raise
+        except Exception as error:  # the launcher could not run the jobs: fail their trials, go on
+            log.warning(f"trial(s) {[t.number for t in trials]} could not be launched: {error}")
+            for trial in trials:
+                trial.set_user_attr("reason", f"not launched: {error}")
+                trial.set_user_attr("error_type", type(error).__name__)
+                tell(study, trial, TrialState.FAIL)
+            return [TrialState.FAIL] * len(trials)
+        states = []
+        for trial, ret in zip(trials, returns, strict=True):
+            state, value, attrs = job_outcome(ret)
+            for key, attr in attrs.items():
+                trial.set_user_attr(key, attr)
+            tell(study, trial, state, value)
+            states.append(state)
+            if state != TrialState.COMPLETE:
+                log.warning(f"trial {trial.number} {state.name}: {attrs.get('reason')}")
+        return states

@@ -129,16 +129,19 @@ class SftlabOptunaSweeperConf:
     sampler: Any = MISSING
     # minimize | maximize; ${objective_direction:${eval.objective}} follows the run's objective.
     direction: Any = "minimize"
-    # null: sqlite:///<hydra.sweep.dir>/optuna.db. Else a SQLAlchemy URL (anything with ://), a path to an Optuna
-    # journal file, or a `_target_` node of an Optuna storage. Rerunning with the same storage and study_name
-    # resumes the study.
+    # null: sqlite:///<hydra.sweep.dir>/optuna.db. Else a SQLAlchemy URL (anything with ://, e.g.
+    # postgresql+psycopg://user:pass@host/db), journal:<path> (or a path) for an Optuna journal file on a shared
+    # filesystem, or a `_target_` node of an Optuna storage. Rerunning with the same storage and study_name resumes
+    # the study; other sweep processes given the same storage and study_name share it.
     storage: Any = None
     # null: the Hydra job name (`train` for sftlab.train).
     study_name: str | None = None
-    # Finished trials (complete, pruned or failed) the study should hold; a resumed sweep runs only the rest.
+    # Finished trials (complete, pruned or failed) the study should hold, all its sweep processes together; a
+    # resumed sweep runs only the rest.
     n_trials: int = 20
-    # Jobs handed to the launcher at once. Hydra's basic launcher runs one job at a time whatever this says.
-    n_jobs: int = 1
+    # Trials this process asks at once and hands the launcher as one batch; null: the launcher's n_jobs (one per
+    # GPU with hydra/launcher=gpus), or 1. Hydra's basic launcher runs one job at a time whatever this says.
+    n_jobs: int | None = None
     # Stop the sweep once more than this fraction of its trials failed (1.0: never).
     max_failure_rate: float = 1.0
     # name -> override value: choice(...), range(...), interval(...), tag(log, interval(...)), or a fixed value.
@@ -146,13 +149,18 @@ class SftlabOptunaSweeperConf:
     # A function `fn(cfg, trial)` (dotted path) that adds parameters of its own to each trial.
     custom_search_space: str | None = None
     # A `_target_` node of an Optuna pruner (hydra/sweeper/pruner: median, successive_halving, hyperband,
-    # threshold); null switches pruning off. Pruning needs the basic launcher (jobs in the sweeper's process).
+    # threshold); null switches pruning off. Jobs report to the storage, so it works with any launcher whose jobs
+    # can reach the storage.
     pruner: Any = None
     # A factorial design run as fixed trials (conf/design/*.yaml): `type` (full | fractional | taguchi),
     # `factors` (names under `prefix`, default prompt.components), `array` (L4 | L8 | L12 | L16), `generators` or
     # `resolution` (fractional), `seeds` (every row is crossed with each; default [${seed}]). Every design point is
     # enqueued once; n_trials becomes rows x seeds and the sampler is never asked for a point of its own.
     design: Any = None
+    # Seconds between heartbeats of each running trial (Optuna's heartbeat; null: off). A RUNNING trial without a
+    # beat for grace_period seconds (null: twice the interval) lost its process and is failed, then retried once.
+    heartbeat_interval: int | None = 30
+    grace_period: int | None = None
 
 
 def _objective_direction(objective: str) -> str:

@@ -19,12 +19,14 @@ class SftlabOptunaSweeper(Sweeper):
         storage: Any,
         study_name: str | None,
         n_trials: int,
-        n_jobs: int,
+        n_jobs: int | None,
         max_failure_rate: float,
         params: DictConfig | None,
         custom_search_space: str | None,
         pruner: Any,
         design: Any = None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
     ) -> None:
         from ._impl import OptunaSweep
 
@@ -40,6 +42,8 @@ class SftlabOptunaSweeper(Sweeper):
             custom_search_space=custom_search_space,
             pruner=pruner,
             design=design,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
         )
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
