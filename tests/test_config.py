@@ -71,6 +71,7 @@ def test_cli_bad_override_fails_with_hydra_message_and_no_traceback():
 
 
 def test_run_dirs_follow_hydra_defaults():
+    """outputs/DATE/TIME (the launch's time, one for all ranks of a DDP launch) and multirun/DATE/TIME."""
     text = (Path(CONF) / "hydra" / "default.yaml").read_text()
-    assert "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}" in text
+    assert "outputs/${sftlab.launch_time:%Y-%m-%d}/${sftlab.launch_time:%H-%M-%S}" in text
     assert "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}" in text

@@ -1,12 +1,14 @@
-"""Which training backend runs: Unsloth on a CUDA GPU, transformers + PEFT elsewhere.
+"""Which training backend runs (Unsloth on a CUDA GPU, transformers + PEFT elsewhere), and on which GPU.
 
 Kept apart from the model code because it must run first: Unsloth patches transformers, TRL and PEFT when it is
-imported, so the entry points call ``resolve_backend`` before anything imports those libraries.
+imported, so the entry points call ``resolve_backend`` before anything imports those libraries; and importing
+Unsloth opens CUDA on the current GPU, so a DDP rank calls ``use_device`` before that.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import torch
 
@@ -31,3 +33,22 @@ def resolve_backend(requested: str) -> str:
     elif requested != "hf":
         raise SftlabError(f"unknown backend {requested!r} (expected auto, unsloth or hf)")
     return requested
+
+
+def use_device(local_rank: int) -> int | None:
+    """Make ``cuda:{local_rank}`` this process's GPU, as each rank of a DDP launch needs; None on CPU.
+
+    The current device, not only the loader's target: bitsandbytes, Unsloth (from its import on) and the
+    peak-memory counters all work on the current device, and a rank that touched cuda:0 first would hold memory there.
+    """
+    if not torch.cuda.is_available():
+        return None
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "all")
+        raise SftlabError(
+            f"LOCAL_RANK={local_rank}, but this node sees {count} CUDA device(s) (CUDA_VISIBLE_DEVICES={visible}); "
+            f"launch at most {count} processes per node"
+        )
+    torch.cuda.set_device(local_rank)
+    return local_rank

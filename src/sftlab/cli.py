@@ -2,7 +2,8 @@
 
 In a single run a ``SftlabError`` prints ``error: <message>`` and exits 1, without a traceback. In a multirun the
 job writes ``failure.json`` into its run dir and returns ``None``, so the sweep records the trial as failed and goes
-on; an interrupt (Ctrl-C) still stops the whole sweep.
+on; an interrupt (Ctrl-C) still stops the whole sweep. Under a DDP launch only rank 0 writes ``failure.json``, like
+every other file of the run dir.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from hydra.types import RunMode
 
 from sftlab import rundir
 from sftlab.errors import SftlabError, TrainingFault
+from sftlab.launch import this_process
 
 
 def _record_failure(run_dir: Path, error: BaseException) -> None:
+    if not this_process().is_main:
+        return
     rundir.write_json(
         run_dir / rundir.FAILURE,
         {

@@ -13,6 +13,8 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from sftlab.launch import register_resolvers
+
 LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -184,8 +186,10 @@ class TrainConfig:
 
 
 def register_configs() -> None:
-    """Put the schema into Hydra's ConfigStore; the YAML files in conf/ are merged onto it."""
+    """Put the schema into Hydra's ConfigStore (the YAML files in conf/ are merged onto it), with the resolvers
+    ``conf/hydra/default.yaml`` names the run dir by."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    register_resolvers()
 
 
 def objective_direction(objective: str) -> str:

@@ -175,7 +175,7 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def _load_hf(path: str, load_in_4bit: bool, precision: str) -> tuple[Any, Any]:
+def _load_hf(path: str, load_in_4bit: bool, precision: str, device_index: int | None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
@@ -190,9 +190,8 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str) -> tuple[Any, Any]:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch_dtype(precision),
         )
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
-    elif torch.cuda.is_available():
-        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": torch.cuda.current_device() if device_index is None else device_index}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", **kwargs)
@@ -201,31 +200,49 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _load_unsloth(path: str, load_in_4bit: bool, precision: str, max_seq_length: int) -> tuple[Any, Any]:
+def _load_unsloth(
+    path: str, load_in_4bit: bool, precision: str, max_seq_length: int, device_index: int | None
+) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel
 
+    # One process keeps Unsloth's own placement. Under DDP each rank names its GPU the way Unsloth's own
+    # prepare_device_map does; some Unsloth versions do that only for quantized loads, and put every rank's 16-bit
+    # load on cuda:0.
+    placement = {} if device_index is None else {"device_map": {"": f"cuda:{device_index}"}}
     try:
         return FastLanguageModel.from_pretrained(
             model_name=path,
             max_seq_length=max_seq_length,
             dtype=torch_dtype(precision),
             load_in_4bit=load_in_4bit,
+            **placement,
         )
     except OSError as error:
         raise SftlabError(f"cannot load model '{path}': {str(error).splitlines()[0]}") from None
 
 
-def load_base(path: str, backend: str, load_in_4bit: bool, precision: str, max_seq_length: int) -> tuple[Any, Any]:
-    """The base model and tokenizer, loaded once per process for the same settings."""
+def load_base(
+    path: str,
+    backend: str,
+    load_in_4bit: bool,
+    precision: str,
+    max_seq_length: int,
+    device_index: int | None = None,
+) -> tuple[Any, Any]:
+    """The base model and tokenizer, loaded once per process for the same settings.
+
+    ``device_index``: the GPU of this rank under DDP (``backends.use_device``); None for one process, which loads
+    onto the current GPU (hf) or where Unsloth places it. On CPU there is nothing to place.
+    """
     key = BaseKey(path, backend, load_in_4bit, precision, max_seq_length if backend == "unsloth" else 0)
     if key not in _loaded:
         _loaded.clear()  # one base model at a time
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if backend == "unsloth":
-            loaded = _load_unsloth(path, load_in_4bit, precision, max_seq_length)
+            loaded = _load_unsloth(path, load_in_4bit, precision, max_seq_length, device_index)
         else:
-            loaded = _load_hf(path, load_in_4bit, precision)
+            loaded = _load_hf(path, load_in_4bit, precision, device_index)
         _loaded[key] = (loaded[0], _prepare_tokenizer(loaded[1]))
     return _loaded[key]
 

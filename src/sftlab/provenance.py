@@ -1,7 +1,9 @@
-"""The reproducibility record of a run (run.json): seed, code version, data hash, package versions, device."""
+"""The reproducibility record of a run (run.json): seed, code version, data hash, package versions, device, and the
+processes of a DDP launch."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from typing import Any
 import torch
 
 from sftlab.data import files_sha256
+from sftlab.launch import this_process
 
 PACKAGES = (
     "sftlab",
@@ -60,6 +63,19 @@ def device_description() -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def launch_description() -> dict[str, Any]:
+    """How many processes trained the run (world_size > 1: DDP), which GPUs they could see, and the rank of the
+    process that wrote the record (rank 0 of a launch)."""
+    process = this_process()
+    return {
+        "world_size": process.world_size,
+        "rank": process.rank,
+        "local_rank": process.local_rank,
+        "local_world_size": process.local_world_size,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
 def run_record(seed: int, data_files: list[str], backend: str, model_path: str) -> dict[str, Any]:
     return {
         "seed": seed,
@@ -69,6 +85,7 @@ def run_record(seed: int, data_files: list[str], backend: str, model_path: str) 
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "device": device_description(),
+        "launch": launch_description(),
         "backend": backend,
         "model_path": model_path,
         "argv": sys.argv,

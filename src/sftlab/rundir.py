@@ -3,7 +3,8 @@
 A run dir (Hydra's output dir of one job) holds:
 ``.hydra/config.yaml`` (Hydra's), ``adapter/`` (PEFT format + tokenizer), ``metrics.json`` (training),
 ``predictions.jsonl`` and ``eval.json`` (translation evaluation), ``run.json`` (reproducibility record), and
-``failure.json`` when the job stopped on an error.
+``failure.json`` when the job stopped on an error. Under a DDP launch rank 0 writes all of them; the other ranks
+add only Hydra's log, ``<job>.rank<N>.log``.
 
 A sweep dir (Hydra's multirun dir) holds the jobs' run dirs ``0/``, ``1/``, ... and, from the Optuna sweeper,
 the files named by the ``SWEEP_*`` constants.

@@ -1,6 +1,10 @@
 """``python -m sftlab.train``: LoRA SFT of the configured model, then translation evaluation.
 
 The Hydra task returns the configured objective (``eval.objective``), so a sweeper can optimise it.
+
+``torchrun --nproc_per_node N -m sftlab.train`` (or ``accelerate launch --num_processes N -m sftlab.train``) runs the
+same job as one DDP training over N processes: every rank loads the model onto its own GPU and trains; rank 0 alone
+writes the run dir, evaluates the translations and tracks the run, and only rank 0 returns the objective.
 """
 
 from __future__ import annotations
@@ -10,15 +14,17 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from sftlab import data, rundir
-from sftlab.backends import resolve_backend
+from sftlab.backends import resolve_backend, use_device
 from sftlab.cli import entry_point
 from sftlab.config import register_configs
 from sftlab.errors import SftlabError
+from sftlab.launch import this_process
 from sftlab.scoring import OBJECTIVES
-from sftlab.tracking import create_tracker
+from sftlab.tracking import NullTracker, create_tracker
 
 register_configs()
 
@@ -65,8 +71,23 @@ def sweep_context() -> dict[str, Any]:
     }
 
 
-def train_task(cfg: DictConfig, run_dir: Path) -> float:
+def check_single_job(distributed: bool) -> None:
+    """A DDP launch trains one job: under a sweep every rank would run a sweeper of its own and ask for its own
+    trials. Exits the whole sweep, not one trial (a failed trial would let the sweep go on to the next)."""
+    if distributed and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise SystemExit(
+            "\nerror: torchrun / accelerate launch runs one training job over several processes; "
+            "run sweeps (-m) without it"
+        )
+
+
+def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
+    """Train and evaluate; returns the objective. Under DDP the ranks other than 0 train, then return None."""
     check_objective(cfg)
+    process = this_process()
+    check_single_job(process.distributed)
+    # Before resolve_backend: importing Unsloth opens CUDA on the current GPU, which must be this rank's own.
+    device_index = use_device(process.local_rank) if process.distributed else None
     backend = resolve_backend(cfg.backend.name)
     # Imported after resolve_backend: Unsloth must patch transformers, TRL and PEFT before they load.
     from sftlab import evaluation, models, provenance, training
@@ -81,20 +102,27 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
     precision = models.resolve_precision(cfg.trainer.precision)
     path = models.model_path(cfg.model, cfg.cache_dir)
     data_files = [*cfg.data.train_files, *cfg.data.val_files]
-    rundir.write_json(run_dir / rundir.RUN, provenance.run_record(cfg.seed, data_files, backend, path))
+    if process.is_main:
+        rundir.write_json(run_dir / rundir.RUN, provenance.run_record(cfg.seed, data_files, backend, path))
 
-    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
+    model, tokenizer = models.load_base(
+        path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length, device_index
+    )
     prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
     peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
     sweep = sweep_context()
-    tracker = create_tracker(
-        cfg.logger,
-        OmegaConf.to_container(cfg, resolve=True),
-        run_dir,
-        name=cfg.run_name,
-        group=cfg.logger.group or sweep.get("group"),
-        tags=[*cfg.logger.tags, f"prompt:{cfg.prompt.name}", f"model:{cfg.model.name}"],
-        extra_config={"run_dir": str(run_dir), "sweep": sweep},
+    tracker = (
+        create_tracker(
+            cfg.logger,
+            OmegaConf.to_container(cfg, resolve=True),
+            run_dir,
+            name=cfg.run_name,
+            group=cfg.logger.group or sweep.get("group"),
+            tags=[*cfg.logger.tags, f"prompt:{cfg.prompt.name}", f"model:{cfg.model.name}"],
+            extra_config={"run_dir": str(run_dir), "sweep": sweep},
+        )
+        if process.is_main
+        else NullTracker()
     )
     failed = True
     try:
@@ -113,6 +141,9 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float:
                 callbacks=[training.StepReporter(tracker.log)],
             )
         )
+        if not process.is_main:  # its part is done: the process group is gone, rank 0 evaluates alone
+            failed = False
+            return None
         tracker.log_training(metrics)
         scores = None
         if cfg.eval.enabled:

@@ -3,6 +3,10 @@
 Records are rendered and tokenized here (not by SFTTrainer) so truncation can be counted and reported, and so a
 sweep reuses one tokenization per (tokenizer, prompt format, max length, data). The dataset handed to SFTTrainer
 carries ``input_ids`` and ``completion_mask``, the processed form both TRL 1.15 and 1.16 accept.
+
+Under torchrun / accelerate launch every rank runs this module with the same records; the Trainer gives each rank
+its share of every batch and averages the gradients (DDP). Every rank trains and evaluates the loss (those hold
+collectives); only rank 0 prints, saves the adapter and writes ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -201,6 +205,9 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         optim=str(cfg.optim),
         # Gradient checkpointing is switched on with the adapter (models.add_lora), in the backend's own way.
         gradient_checkpointing=False,
+        # LoRA uses every adapter weight in every step: DDP need not search the graph for unused ones, a search that
+        # also breaks with gradient checkpointing.
+        ddp_find_unused_parameters=False,
         bf16=setup.precision == "bf16",
         fp16=setup.precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
@@ -222,8 +229,31 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
     )
 
 
+def data_parallel_note(
+    world_size: int, per_device_batch: int, accumulation: int, learning_rate: float, max_steps: int
+) -> str:
+    """The effective batch of a DDP run and what it means for the learning rate, which nothing scales for us."""
+    single = per_device_batch * accumulation
+    if max_steps > 0:
+        schedule = f"trainer.max_steps={max_steps} covers {world_size}x the sequences of one process"
+        keep = f"keep it: as many steps of the same size, each averaged over {world_size}x the sequences"
+    else:
+        schedule = f"an epoch takes 1/{world_size} of the optimizer steps of one process"
+        keep = f"keep it: steps of the same size, 1/{world_size} as many per epoch"
+    return (
+        f"DDP: {world_size} processes x per-device batch {per_device_batch} x gradient accumulation {accumulation} = "
+        f"effective batch {single * world_size} sequences per optimizer step ({single} on one process), so "
+        f"{schedule}. trainer.learning_rate={learning_rate:g} is used as configured (TRL and transformers do not "
+        f"scale it): for the same step size per sequence as on one process, scale it linearly "
+        f"(trainer.learning_rate={learning_rate * world_size:g}), or {keep}."
+    )
+
+
 def steady_tokens_per_second(history: list[dict[str, Any]], warmup_steps: int = 3) -> float | None:
-    """Tokens/s between the first training log after ``warmup_steps`` and the last one (compilation excluded)."""
+    """Tokens/s between the first training log after ``warmup_steps`` and the last one (compilation excluded).
+
+    Under DDP the Trainer's ``num_input_tokens_seen`` sums every rank's tokens: this is the whole launch's rate.
+    """
     marks = [
         (entry["step"], entry["num_input_tokens_seen"], entry["train_runtime"])
         for entry in history
@@ -248,8 +278,21 @@ def peak_memory() -> dict[str, float | str]:
     }
 
 
+def end_data_parallel() -> None:
+    """End DDP after the last collective (training, the final evaluation loss), all ranks together.
+
+    Rank 0 then goes on alone (generation, scores, tracking) while the others exit; with the group gone nothing there
+    can wait on them. The barrier first: a gloo rank that tore its group down while rank 0 was still saving hung in
+    the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op for one process.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # NCCL's barrier runs on a GPU: this rank's own, named so that it neither guesses nor warns.
+        torch.distributed.barrier(device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None)
+        torch.distributed.destroy_process_group()
+
+
 def run_training(setup: TrainingSetup) -> dict[str, Any]:
-    """Train, save the adapter and tokenizer, write metrics.json; returns the metrics."""
+    """Train, save the adapter and tokenizer, write metrics.json (rank 0), end DDP; returns the metrics."""
     cfg = setup.trainer_cfg
     max_length = int(cfg.max_seq_length)
     train = tokenize_split(
@@ -272,12 +315,6 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         if setup.val_records and int(cfg.eval_steps) > 0
         else None
     )
-    for split_name, split in (("train", train), ("validation", val)):
-        if split is not None and (split.truncated or split.dropped):
-            print(
-                f"[sftlab] {split_name}: {split.truncated} of {split.records} records cut at "
-                f"max_seq_length={max_length}, {split.dropped} dropped (prompt alone too long)"
-            )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer = SftlabTrainer(
@@ -288,6 +325,24 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         processing_class=setup.tokenizer,
         callbacks=[FaultGuard(), TrialReporter(), *setup.callbacks],
     )
+    main = trainer.is_world_process_zero()
+    world_size = trainer.args.world_size
+    effective_batch = int(cfg.per_device_train_batch_size) * int(cfg.gradient_accumulation_steps) * world_size
+    for split_name, split in (("train", train), ("validation", val)):
+        if main and split is not None and (split.truncated or split.dropped):
+            print(
+                f"[sftlab] {split_name}: {split.truncated} of {split.records} records cut at "
+                f"max_seq_length={max_length}, {split.dropped} dropped (prompt alone too long)"
+            )
+    if main and world_size > 1:
+        note = data_parallel_note(
+            world_size,
+            int(cfg.per_device_train_batch_size),
+            int(cfg.gradient_accumulation_steps),
+            float(cfg.learning_rate),
+            int(cfg.max_steps),
+        )
+        print(f"[sftlab] {note}", flush=True)
     resume = bool(cfg.resume_from_checkpoint)
     if resume and not list((setup.run_dir / rundir.CHECKPOINTS).glob("checkpoint-*")):
         raise SftlabError(
@@ -323,8 +378,10 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         "eval_loss": eval_losses[-1][1] if eval_losses else None,
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
+        "world_size": world_size,
+        "effective_batch_size": effective_batch,
         "train_runtime_s": runtime,
-        "train_tokens": tokens_seen,
+        "train_tokens": tokens_seen,  # every rank's tokens: the Trainer gathers the count
         "tokens_per_second": tokens_seen / runtime if runtime > 0 else None,
         "steady_tokens_per_second": steady_tokens_per_second(history),
         **peak_memory(),
@@ -337,8 +394,11 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
     }
     if cfg.save_adapter:
         adapter_dir = setup.run_dir / rundir.ADAPTER
-        trainer.model.save_pretrained(str(adapter_dir))
-        setup.tokenizer.save_pretrained(str(adapter_dir))
+        if main:  # the ranks hold the same weights: DDP keeps them in step
+            trainer.model.save_pretrained(str(adapter_dir))
+            setup.tokenizer.save_pretrained(str(adapter_dir))
         metrics["adapter_dir"] = str(adapter_dir)
-    rundir.write_json(setup.run_dir / rundir.METRICS, metrics)
+    if main:
+        rundir.write_json(setup.run_dir / rundir.METRICS, metrics)
+    end_data_parallel()
     return metrics
