@@ -43,7 +43,7 @@ def trial_spans(sweep_dir: Path) -> list[tuple[int, str, float, float]]:
     """(number, state, start, end) of each trial, in seconds from the first start."""
     import optuna
 
-    study = optuna.load_study(study_name="lora_lr_seq", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name="scale_out", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     origin = min(t.datetime_start for t in trials)
     return [
@@ -57,6 +57,16 @@ def trial_spans(sweep_dir: Path) -> list[tuple[int, str, float, float]]:
     ]
 
 
+def steady_ratio(one: list, two: list) -> float | None:
+    """Seconds per trial after the first batch, 2 GPUs over 1 GPU: the ratio a long sweep tends to."""
+    later_one = [end - start for number, _, start, end in one if number > 0]
+    first_end = max((end for number, _, _, end in two if number < 2), default=None)
+    later_two = [end for number, _, _, end in two if number >= 2]
+    if not later_one or first_end is None or not later_two:
+        return None
+    return ((max(later_two) - first_end) / len(later_two)) / (sum(later_one) / len(later_one))
+
+
 def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[str]:
     seeds = ",".join(str(seed) for seed in range(1, args.trials + 1))
     results = {}
@@ -67,8 +77,8 @@ def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[st
             "-m",
             "sftlab.train",
             "-m",
-            "hparams_search=lora_lr_seq",
-            "~hydra.sweeper.params",
+            "hydra/sweeper=sftlab_optuna",
+            "hydra.sweeper.study_name=scale_out",
             "hydra/sweeper/sampler=grid",
             "hydra.sweeper.pruner=null",
             f"hydra.sweeper.n_trials={args.trials}",
@@ -90,8 +100,8 @@ def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[st
         "",
         f"{args.trials} trials (a grid of seeds, every trial the same work): Llama-3-8B architecture, random weights, "
         f"QLoRA r=16, batch {BATCH} x {LENGTH}, {args.steps} steps, no evaluation; `hydra/launcher=gpus`. Wall time "
-        "of the whole `python -m sftlab.train -m` process: start-up, per-trial process start and model load "
-        "included.",
+        "of the whole `python -m sftlab.train -m` process, start-up included; each GPU has one worker process that "
+        "keeps the base model between its trials.",
         "",
         "| GPUs | exit | wall s | trials (start-end s) |",
         "|---:|---:|---:|---|",
@@ -104,6 +114,12 @@ def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[st
         lines.append(f"| {count} | {code} | {wall:.0f} | {shown} |")
     if code1 == 0 and code2 == 0:
         lines += ["", f"2 GPUs / 1 GPU wall time: **{wall2 / wall1:.2f}** (goal <= 0.55)."]
+        steady = steady_ratio(results["[0]"][2], results["[0,1]"][2])
+        if steady is not None:
+            lines.append(
+                f"After the first batch (imports, Unsloth's patching and the first model load, paid once per worker), "
+                f"time per trial on 2 GPUs / on 1 GPU: **{steady:.2f}**."
+            )
     return lines
 
 

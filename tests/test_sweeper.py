@@ -200,17 +200,17 @@ def test_the_gpu_launcher_runs_a_batch_at_once_one_gpu_each(tmp_path):
     sweep_dir = tmp_path / "gpus"
     result = sweep(sweep_dir, "hydra/launcher=gpus", "hydra.launcher.gpus=[0,1]", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, output(result)
-    # Batches of two (the sweeper's n_jobs follows the launcher's), the second in fresh worker processes.
+    # Batches of two (the sweeper's n_jobs follows the launcher's), then one.
     log = result.stdout + result.stderr
-    assert "is launching 2 jobs" in log and "is launching 1 jobs" in log
+    assert "Launching 2 jobs on GPUs ['0', '1']" in log and "Launching 1 jobs on GPUs" in log
     study = load(sweep_dir)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    pinned = set()
+    pinned = {}
     for t in study.trials:
-        hydra_cfg = OmegaConf.load(Path(t.user_attrs["run_dir"]) / ".hydra" / "hydra.yaml")
-        pinned.add(hydra_cfg.hydra.job.env_set.CUDA_VISIBLE_DEVICES)
+        run = rundir.read_json(Path(t.user_attrs["run_dir"]) / rundir.RUN)
+        pinned[t.number] = run["launch"]["cuda_visible_devices"]
         assert sorted(t.intermediate_values) == [1, 2]  # pruning reports reach the storage from the worker
-    assert pinned == {"0", "1"}  # the third trial, alone in its batch, on the first GPU
+    assert pinned == {0: "0", 1: "1", 2: "0"}  # the third trial, alone in its batch, on the first GPU's worker
 
 
 def test_a_pruned_trial_is_recorded_as_pruned(pruned_and_failed):
@@ -388,7 +388,7 @@ def test_training_reports_to_the_trial_in_its_environment_and_stops_when_pruned(
 
 
 def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
-    from hydra_plugins.sftlab_gpu_launcher.gpu_launcher import pin, visible_gpus
+    from hydra_plugins.sftlab_gpu_launcher.gpu_launcher import GpuLauncher, slot_of, visible_gpus
 
     gpus = compose_sweep("hydra/launcher=gpus").hydra.launcher
     assert gpus._target_.endswith("GpuLauncher") and gpus.gpus is None and gpus.n_jobs is None
@@ -398,13 +398,14 @@ def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
     assert compose_sweep().hydra.sweeper.n_jobs is None  # follows the launcher
     assert compose_sweep().hydra.sweeper.sampler.constant_liar is True  # parallel TPE never doubles a running point
 
-    assert pin([["a=1"], ["a=2"], ["a=3"]], ["3", "5"]) == [
-        ["a=1", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=3"],
-        ["a=2", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=5"],
-        ["a=3", "++hydra.job.env_set.CUDA_VISIBLE_DEVICES=3"],
-    ]
+    assert [slot_of(index, ["3", "5"]) for index in range(3)] == [0, 1, 0]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
-    assert visible_gpus() == ["2", "3"]
+    assert visible_gpus() == ["2", "3"] and GpuLauncher().n_jobs == 2
+    with pytest.raises(Exception, match="one worker per GPU"):
+        GpuLauncher(gpus=[0, 1], n_jobs=4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(Exception, match="no GPU found"):
+        GpuLauncher()
 
 
 def test_the_ray_launcher_config_composes_where_the_ray_extra_is_installed():

@@ -1,30 +1,38 @@
-"""``hydra/launcher=gpus``: the sweep's jobs in parallel on one host, each on its own GPU.
+"""``hydra/launcher=gpus``: the sweep's jobs in parallel on one host, each GPU with a worker process of its own.
 
-Built on Hydra's joblib launcher (``hydra-joblib-launcher``), which runs a batch of jobs in worker processes but
-knows nothing of GPUs. This launcher adds one override to each job of a batch, ``hydra.job.env_set.
-CUDA_VISIBLE_DEVICES=<gpu>``, the batch's i-th job getting ``gpus[i % len(gpus)]``, so Hydra sets the variable in
-the worker before the job starts and CUDA, initialised by the job, sees that GPU only. ``n_jobs`` defaults to the
-number of GPUs, and the Optuna sweeper asks that many trials at once (its ``n_jobs: null``). After each batch the
-workers are shut down: a worker whose CUDA was initialised on one GPU cannot move to another, so the next batch starts
-in fresh processes (a few seconds of imports and a model load, against minutes of training).
+Hydra's joblib launcher runs a batch of jobs in a pool of worker processes but knows nothing of GPUs, and its pool
+hands any job to any worker. Here each entry of ``gpus`` gets one long-lived worker (joblib's loky
+``ProcessPoolExecutor`` with one process), started with ``CUDA_VISIBLE_DEVICES`` set to that GPU before anything in it
+can open CUDA; the batch's i-th job goes to worker ``i % len(gpus)``, through the joblib launcher's own
+``execute_job``. A worker outlives its job, so like the basic launcher's single process it keeps the base model loaded
+between trials (``sftlab.models.load_base``); a sweep pays the imports and the first load once per GPU.
 
-A GPU listed twice runs two jobs at once (``hydra.launcher.gpus=[0,0,1,1]``: small models). With ``gpus: null`` the
-launcher takes the GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else those ``nvidia-smi`` lists.
-A job that fails on one GPU fails its own trial; the other jobs of the batch run on.
+``n_jobs`` is the number of workers, one per entry of ``gpus``: the Optuna sweeper asks that many trials at once
+(its ``n_jobs: null``). A GPU listed twice gets two workers (``hydra.launcher.gpus=[0,0,1,1]``: small models). With
+``gpus: null`` the launcher takes the GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else those
+``nvidia-smi`` lists. A job that fails on one GPU fails its own trial; a worker that dies (killed, a crash in CUDA)
+fails its job only and is replaced, and the other jobs of the batch run on.
 """
 
+import atexit
+import logging
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.utils import JobReturn
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.errors import HydraException
-from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 
 def visible_gpus() -> list[str]:
@@ -40,46 +48,98 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
 
 
-def pin(job_overrides: Sequence[Sequence[str]], gpus: Sequence[str]) -> list[list[str]]:
-    """Each job's overrides plus the ``CUDA_VISIBLE_DEVICES`` of its place in the batch."""
-    return [
-        [*overrides, f"++hydra.job.env_set.CUDA_VISIBLE_DEVICES={gpus[index % len(gpus)]}"]
-        for index, overrides in enumerate(job_overrides)
-    ]
+def slot_of(job_index: int, gpus: Sequence[str]) -> int:
+    """The worker (and so the GPU) of the batch's ``job_index``-th job."""
+    return job_index % len(gpus)
 
 
-class GpuLauncher(JoblibLauncher):
-    def __init__(self, gpus: Sequence[Any] | None = None, **joblib: Any) -> None:
+class GpuLauncher(Launcher):
+    def __init__(self, gpus: Sequence[Any] | None = None, n_jobs: int | None = None) -> None:
         self.gpus = [str(gpu) for gpu in gpus] if gpus is not None else visible_gpus()
         if not self.gpus:
             raise HydraException(
                 "hydra/launcher=gpus: no GPU found (CUDA_VISIBLE_DEVICES is empty and nvidia-smi lists none); "
                 "name them with hydra.launcher.gpus=[0,1], or use hydra/launcher=joblib"
             )
-        if joblib.get("n_jobs") is None:
-            joblib["n_jobs"] = len(self.gpus)
-        super().__init__(**joblib)
+        if n_jobs is not None and n_jobs != len(self.gpus):
+            raise HydraException(
+                f"hydra/launcher=gpus: n_jobs={n_jobs}, but there is one worker per GPU ({len(self.gpus)}: "
+                f"{self.gpus}); list the GPUs in hydra.launcher.gpus instead (one twice runs two jobs on it)"
+            )
+        self.workers: list[Any] = [None] * len(self.gpus)
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+        atexit.register(self.close)
 
     @property
     def n_jobs(self) -> int:
         """Jobs run at once: the batch size the Optuna sweeper asks for when its own ``n_jobs`` is null."""
-        return int(self.joblib["n_jobs"])
+        return len(self.gpus)
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def worker(self, slot: int) -> Any:
+        """The slot's worker process, started on first use or after it died."""
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        worker = self.workers[slot]
+        if worker is None or worker._flags.broken or worker._flags.shutdown:
+            worker = ProcessPoolExecutor(max_workers=1, env={"CUDA_VISIBLE_DEVICES": self.gpus[slot]})
+            self.workers[slot] = worker
+        return worker
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from joblib.externals.loky import get_reusable_executor
+        from hydra_plugins.hydra_joblib_launcher._core import execute_job
 
-        try:
-            return super().launch(pin(job_overrides, self.gpus), initial_job_idx)
-        finally:
-            get_reusable_executor(max_workers=self.n_jobs, reuse=True).shutdown(wait=True)
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs on GPUs {self.gpus}, one worker process each")
+        singleton_state = Singleton.get_state()
+        futures = []
+        for index, overrides in enumerate(job_overrides):
+            slot = slot_of(index, self.gpus)
+            log.info(f"\t#{index} on GPU {self.gpus[slot]}: {' '.join(filter_overrides(overrides))}")
+            futures.append(
+                self.worker(slot).submit(
+                    execute_job,
+                    initial_job_idx + index,
+                    overrides,
+                    self.hydra_context,
+                    self.config,
+                    self.task_function,
+                    singleton_state,
+                )
+            )
+        returns = []
+        for index, future in enumerate(futures):
+            try:
+                returns.append(future.result())
+            except Exception as error:  # the worker died: this job failed, the slot gets a new worker next time
+                log.warning(f"job #{index}: its worker on GPU {self.gpus[slot_of(index, self.gpus)]} died: {error}")
+                failed = JobReturn(status=JobStatus.FAILED)
+                failed.return_value = error
+                returns.append(failed)
+        return returns
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker is not None:
+                worker.shutdown(wait=True)
+        self.workers = [None] * len(self.gpus)
 
 
 @dataclass
-class GpuLauncherConf(JobLibLauncherConf):
+class GpuLauncherConf:
     _target_: str = "hydra_plugins.sftlab_gpu_launcher.gpu_launcher.GpuLauncher"
-    # CUDA_VISIBLE_DEVICES values (indices or UUIDs) to hand out, one job each; null: all visible GPUs.
+    # CUDA_VISIBLE_DEVICES values (indices or UUIDs), one worker process each; null: all visible GPUs.
     gpus: Any = None
-    # Jobs at once; null: one per entry of gpus.
+    # Jobs at once: one per entry of gpus (null). Listed for the sweeper and the joblib launcher's users.
     n_jobs: Any = None
 
 
