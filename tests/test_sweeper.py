@@ -412,3 +412,36 @@ def test_the_ray_launcher_config_composes_where_the_ray_extra_is_installed():
     pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra is not installed")
     ray = compose_sweep("hydra/launcher=ray_gpus").hydra.launcher
     assert ray.ray.remote.num_gpus == 1
+
+
+def test_a_worker_that_dies_fails_its_own_trial_and_its_gpu_gets_a_new_worker(tmp_path):
+    """The Optuna sweeper over the GPU launcher on a toy app whose jobs kill their worker on GPU "a": every batch has
+    one job on each GPU, so each loses its GPU-a worker while its GPU-b job runs on."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "apps" / "crash_app.py"),
+            "-m",
+            "hydra/sweeper=sftlab_optuna",
+            "hydra/sweeper/sampler=grid",
+            "hydra/launcher=gpus",
+            "hydra.launcher.gpus=[a,b]",
+            "+crash_on=a",
+            "+repeat=choice(1,2,3,4)",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("Launching 2 jobs on GPUs") + result.stderr.count("Launching 2 jobs on GPUs") == 2
+    trials = optuna.load_study(study_name="crash_app", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(failed) == 2 and len(complete) == 2  # the sweep and each batch's other job went on
+    for t in failed:
+        assert t.user_attrs["reason"].startswith("its worker process on GPU a died: TerminatedWorkerError")
+    jobs = [json.loads((tmp_path / str(t.number) / "job.json").read_text()) for t in complete]
+    assert {job["gpu"] for job in jobs} == {"b"} and len({job["pid"] for job in jobs}) == 1  # GPU b kept its worker

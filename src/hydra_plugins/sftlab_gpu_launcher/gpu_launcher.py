@@ -121,9 +121,13 @@ class GpuLauncher(Launcher):
             try:
                 returns.append(future.result())
             except Exception as error:  # the worker died: this job failed, the slot gets a new worker next time
-                log.warning(f"job #{index}: its worker on GPU {self.gpus[slot_of(index, self.gpus)]} died: {error}")
+                gpu = self.gpus[slot_of(index, self.gpus)]
+                lines = str(error).splitlines()
+                codes = next((line for line in lines if line.startswith("The exit codes")), lines[0] if lines else "")
+                died = RuntimeError(f"its worker process on GPU {gpu} died: {type(error).__name__}. {codes}".strip())
+                log.warning(f"job #{index}: {died}")
                 failed = JobReturn(status=JobStatus.FAILED)
-                failed.return_value = error
+                failed.return_value = died
                 returns.append(failed)
         return returns
 

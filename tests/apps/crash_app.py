@@ -1,0 +1,23 @@
+"""A Hydra app for the GPU launcher's test: each job writes the CUDA_VISIBLE_DEVICES it got and its worker's pid; a
+job on the GPU named by ``crash_on`` kills its own worker process, as a CUDA crash or the OOM killer would."""
+
+import json
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg: DictConfig) -> int:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == cfg.crash_on:
+        os._exit(9)
+    record = {"job": HydraConfig.get().job.num, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+    Path(HydraConfig.get().runtime.output_dir, "job.json").write_text(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    main()
