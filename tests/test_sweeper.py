@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from conftest import CONF, ROOT, TINY_RUN, run_module
 from hydra_plugins.sftlab_optuna_sweeper._impl import finished_trials
+from hydra_plugins.sftlab_optuna_sweeper._storage import open_storage
 from sftlab import rundir
 from sftlab import trial as trial_contract
 
@@ -178,7 +179,7 @@ def test_two_sweep_processes_share_one_study_and_run_exactly_n_trials(kind, tmp_
     logs = [worker.communicate(timeout=600)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], "\n".join(log[-3000:] for log in logs)
 
-    study = optuna.load_study(study_name=STUDY, storage=storage if kind != "journal" else open_journal(storage))
+    study = optuna.load_study(study_name=STUDY, storage=open_storage(storage).storage)  # as the sweeper opens it
     counted = finished(study)
     assert len(counted) == 5 and all(t.state == TrialState.COMPLETE for t in counted)
     assert len({t.number for t in counted}) == 5
@@ -188,12 +189,6 @@ def test_two_sweep_processes_share_one_study_and_run_exactly_n_trials(kind, tmp_
         assert (Path(t.user_attrs["run_dir"]) / rundir.METRICS).is_file()
     surplus = [t for t in study.trials if t.user_attrs.get("surplus")]
     assert len(study.trials) == 5 + len(surplus) and all(t.state == TrialState.FAIL for t in surplus)
-
-
-def open_journal(spec: str) -> optuna.storages.JournalStorage:
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(spec.removeprefix("journal:")))
 
 
 def test_the_gpu_launcher_runs_a_batch_at_once_one_gpu_each(tmp_path):
