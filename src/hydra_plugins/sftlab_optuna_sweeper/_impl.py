@@ -333,6 +333,9 @@ class OptunaSweep:
         with warnings.catch_warnings():  # Optuna says heartbeats go with Study.optimize; ask/tell beats them itself
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
             trial = study.ask()
+        # Beat at once: a RUNNING trial that never beat is never found stale, so a process killed before its batch
+        # started beating would leave it RUNNING, and the others waiting on it, for good.
+        Heartbeats(self.storage.storage, [trial._trial_id]).beat()
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         ahead = sum(t.number < trial.number and takes_a_slot(t, retried) for t in trials)

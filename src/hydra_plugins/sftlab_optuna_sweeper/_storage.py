@@ -142,6 +142,8 @@ class Heartbeats:
         self.thread: threading.Thread | None = None
 
     def beat(self) -> None:
+        if not is_heartbeat_enabled(self.storage):
+            return
         for trial_id in self.trial_ids:
             # A trial that just finished, or a storage hiccup: the next beat tries again.
             with contextlib.suppress(Exception):
