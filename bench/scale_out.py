@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,9 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH, LENGTH = 2, 2048
 
 
-def run(command: list[str], timeout: int) -> tuple[int, float, str]:
+def run(command: list[str], timeout: int, env: dict[str, str] | None = None) -> tuple[int, float, str]:
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-3000:] + result.stderr[-5000:])
@@ -40,7 +44,7 @@ def run(command: list[str], timeout: int) -> tuple[int, float, str]:
 
 
 def trial_spans(sweep_dir: Path) -> list[tuple[int, str, float, float]]:
-    """(number, state, start, end) of each trial, in seconds from the first start."""
+    """(number, state, start, end) of each trial as the sweeper saw it (ask to tell), seconds from the first start."""
     import optuna
 
     study = optuna.load_study(study_name="scale_out", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
@@ -57,6 +61,15 @@ def trial_spans(sweep_dir: Path) -> list[tuple[int, str, float, float]]:
     ]
 
 
+def trial_training(sweep_dir: Path) -> dict[int, tuple[float, float]]:
+    """Trial number -> (seconds in trainer.train(), steady tokens/s) from each job's metrics.json."""
+    found = {}
+    for metrics_file in sweep_dir.glob("*/metrics.json"):
+        metrics = json.loads(metrics_file.read_text())
+        found[int(metrics_file.parent.name)] = (metrics["train_runtime_s"], metrics["steady_tokens_per_second"] or 0.0)
+    return found
+
+
 def steady_ratio(one: list, two: list) -> float | None:
     """Seconds per trial after the first batch, 2 GPUs over 1 GPU: the ratio a long sweep tends to."""
     later_one = [end - start for number, _, start, end in one if number > 0]
@@ -69,9 +82,13 @@ def steady_ratio(one: list, two: list) -> float | None:
 
 def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[str]:
     seeds = ",".join(str(seed) for seed in range(1, args.trials + 1))
+    setups = [("1", "[0]", []), ("2", "[0,1]", [])]
+    if args.unshared_cpus:
+        setups.append(("2, CPUs not shared", "[0,1]", ["hydra.launcher.share_cpus=false"]))
     results = {}
-    for gpus in ("[0]", "[0,1]"):
-        sweep_dir = args.work / f"sweep-{len(gpus.split(','))}gpu"
+    for label, gpus, extra in setups:
+        sweep_dir = args.work / f"sweep-{len(results)}"
+        shutil.rmtree(sweep_dir, ignore_errors=True)  # a sweep dir left by an earlier run would resume its study
         command = [
             sys.executable,
             "-m",
@@ -84,37 +101,48 @@ def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[st
             f"hydra.sweeper.n_trials={args.trials}",
             "hydra/launcher=gpus",
             f"hydra.launcher.gpus={gpus}",
+            *extra,
             f"hydra.sweep.dir={sweep_dir}",
             *sftlab_overrides(model_dir, train_files, BATCH, LENGTH, args.steps),
             "lora.r=16",
             f"seed=choice({seeds})",
         ]
-        code, wall, _ = run(command, timeout=1800)
+        # Each sweep compiles from scratch (Unsloth's compiled blocks, Triton kernels): a cache warmed by the sweep
+        # before would spare the next one its first trial's compilation.
+        cold = {"TORCHINDUCTOR_CACHE_DIR": str(sweep_dir / "inductor"), "TRITON_CACHE_DIR": str(sweep_dir / "triton")}
+        code, wall, _ = run(command, timeout=1800, env=cold)
         spans = trial_spans(sweep_dir) if (sweep_dir / "optuna.db").is_file() else []
-        results[gpus] = (code, wall, spans)
-        print(f"[bench] sweep gpus={gpus}: exit {code}, {wall:.0f} s, trials {spans}", flush=True)
+        training = trial_training(sweep_dir)
+        results[label] = (code, wall, spans, training)
+        print(
+            f"[bench] sweep on {label} GPUs: exit {code}, {wall:.0f} s, trials {spans}, training {training}", flush=True
+        )
 
-    (code1, wall1, _), (code2, wall2, _) = results["[0]"], results["[0,1]"]
     lines = [
         f"### Sweep trials on 1 vs. 2 GPUs, {args.device} ({time.strftime('%Y-%m-%d')})",
         "",
         f"{args.trials} trials (a grid of seeds, every trial the same work): Llama-3-8B architecture, random weights, "
         f"QLoRA r=16, batch {BATCH} x {LENGTH}, {args.steps} steps, no evaluation; `hydra/launcher=gpus`. Wall time "
         "of the whole `python -m sftlab.train -m` process, start-up included; each GPU has one worker process that "
-        "keeps the base model between its trials.",
+        "keeps the base model between its trials, and each sweep starts with empty compile caches. A trial's span "
+        "runs from the sweeper's ask to its tell; its "
+        "training time is `trainer.train()` alone, and its tokens/s skip the first 3 steps.",
         "",
-        "| GPUs | exit | wall s | trials (start-end s) |",
-        "|---:|---:|---:|---|",
+        "| GPUs | exit | wall s | trials (start-end s) | training s per trial | steady tokens/s per trial |",
+        "|---|---:|---:|---|---|---|",
     ]
-    for count, (code, wall, spans) in (("1", results["[0]"]), ("2", results["[0,1]"])):
+    for label, (code, wall, spans, training) in results.items():
         shown = ", ".join(
             f"#{n} {start:.0f}-{end:.0f}" + ("" if state == "COMPLETE" else f" {state}")
             for n, state, start, end in spans
         )
-        lines.append(f"| {count} | {code} | {wall:.0f} | {shown} |")
-    if code1 == 0 and code2 == 0:
-        lines += ["", f"2 GPUs / 1 GPU wall time: **{wall2 / wall1:.2f}** (goal <= 0.55)."]
-        steady = steady_ratio(results["[0]"][2], results["[0,1]"][2])
+        seconds = ", ".join(f"{training[n][0]:.0f}" for n in sorted(training))
+        rates = ", ".join(f"{training[n][1]:,.0f}" for n in sorted(training))
+        lines.append(f"| {label} | {code} | {wall:.0f} | {shown} | {seconds} | {rates} |")
+    one, two = results["1"], results["2"]
+    if one[0] == 0 and two[0] == 0:
+        lines += ["", f"2 GPUs / 1 GPU wall time: **{two[1] / one[1]:.2f}** (goal <= 0.55)."]
+        steady = steady_ratio(one[2], two[2])
         if steady is not None:
             lines.append(
                 f"After the first batch (imports, Unsloth's patching and the first model load, paid once per worker), "
@@ -171,6 +199,9 @@ def main() -> None:
     parser.add_argument("what", choices=["sweep", "ddp"])
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--unshared-cpus", action="store_true", help="also run 2 GPUs with hydra.launcher.share_cpus=false"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/sftlab-bench"))
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
     args = parser.parse_args()

@@ -95,6 +95,14 @@ def measure_hf(model_dir: str, steps: int, batch: int, length: int) -> dict:
 
 
 BUNDLED = "[data/reasoning/train_en.jsonl,data/reasoning/train_ja.jsonl,data/reasoning/train_zh.jsonl]"
+# How the bundled records are batched (trainer.* overrides): random batches padded to their longest record; batches
+# of similar lengths (sftlab's default); one padding-free row per batch; rows packed to max_seq_length.
+BATCHING = {
+    "padded": dict(group_by_length=False, padding_free=False, packing=False),
+    "grouped": dict(group_by_length=True, padding_free=False, packing=False),
+    "padfree": dict(group_by_length=False, padding_free=True, packing=False),
+    "packed": dict(group_by_length=False, padding_free=False, packing=True),
+}
 
 
 def measure_sftlab(
@@ -103,18 +111,15 @@ def measure_sftlab(
     batch: int,
     length: int,
     work: Path,
-    bundled: bool = False,
-    padding_free: bool = False,
-    packing: bool = False,
+    batching: str | None = None,
 ) -> dict:
     """`python -m sftlab.train` with the same shapes: SFTTrainer, the data pipeline, Unsloth backend.
 
-    With ``bundled`` it trains on the bundled reasoning data (records of mixed lengths, so batches carry padding
-    unless ``padding_free``); tokens/s then count real (non-padding) tokens only.
+    With ``batching`` (a key of ``BATCHING``) it trains on the bundled reasoning data, records of mixed lengths,
+    batched that way; tokens/s then count real (non-padding) tokens only.
     """
-    label = f"bundled-{'packed' if packing else 'padfree' if padding_free else 'padded'}" if bundled else "long"
-    run_dir = work / f"sftlab-{Path(model_dir).name}-{label}"
-    if bundled:
+    run_dir = work / f"sftlab-{Path(model_dir).name}-{batching or 'long'}"
+    if batching:
         train_files = BUNDLED
     else:
         train_files = f"[{long_records(work / 'long_records.jsonl', (WARMUP + steps) * batch + 8, length * 2)}]"
@@ -123,8 +128,7 @@ def measure_sftlab(
         "-m",
         "sftlab.train",
         *sftlab_overrides(model_dir, train_files, batch, length, WARMUP + steps),
-        f"trainer.padding_free={str(padding_free).lower()}",
-        f"trainer.packing={str(packing).lower()}",
+        *(f"trainer.{key}={str(value).lower()}" for key, value in BATCHING.get(batching, BATCHING["padded"]).items()),
         f"hydra.run.dir={run_dir}",
     ]
     result = run_json(command, timeout=900)
@@ -144,7 +148,9 @@ def measure_sftlab(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["llama3_8b", "tinyllama"])
-    parser.add_argument("--paths", nargs="+", default=["unsloth", "sftlab", "hf", "bundled-padded", "bundled-padfree"])
+    parser.add_argument(
+        "--paths", nargs="+", default=["unsloth", "sftlab", "hf", *(f"bundled-{name}" for name in BATCHING)]
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--length", type=int, default=2048)
@@ -171,15 +177,14 @@ def main() -> None:
             if path == "sftlab":
                 results[path] = measure_sftlab(model_dir, args.steps, args.batch, args.length, args.work)
             elif path.startswith("bundled-"):
+                batching = path.removeprefix("bundled-")
                 results[path] = measure_sftlab(
                     model_dir,
                     args.steps,
-                    args.batch if path.endswith("packed") else args.batch * 4,
+                    args.batch if batching == "packed" else args.batch * 4,
                     args.length,
                     args.work,
-                    bundled=True,
-                    padding_free=path.endswith("padfree"),
-                    packing=path.endswith("packed"),
+                    batching=batching,
                 )
             else:
                 results[path] = run_json(
@@ -198,7 +203,7 @@ def main() -> None:
                         str(args.length),
                     ]
                 )
-            print(f"[bench] {name} {path}: {json.dumps(results[path])}", flush=True)
+            print(f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(results[path])}", flush=True)
         rows.append((name, results))
 
     lines = [

@@ -5,6 +5,7 @@ study, plus the pieces that need no sweep (grammar, pruner direction, outcomes, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -409,10 +410,9 @@ def test_the_ray_launcher_config_composes_where_the_ray_extra_is_installed():
     assert ray.ray.remote.num_gpus == 1
 
 
-def test_a_worker_that_dies_fails_its_own_trial_and_its_gpu_gets_a_new_worker(tmp_path):
-    """The Optuna sweeper over the GPU launcher on a toy app whose jobs kill their worker on GPU "a": every batch has
-    one job on each GPU, so each loses its GPU-a worker while its GPU-b job runs on."""
-    result = subprocess.run(
+def sweep_crash_app(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The Optuna sweeper over the GPU launcher on GPUs "a" and "b", running tests/apps/crash_app.py."""
+    return subprocess.run(
         [
             sys.executable,
             str(ROOT / "tests" / "apps" / "crash_app.py"),
@@ -421,15 +421,42 @@ def test_a_worker_that_dies_fails_its_own_trial_and_its_gpu_gets_a_new_worker(tm
             "hydra/sweeper/sampler=grid",
             "hydra/launcher=gpus",
             "hydra.launcher.gpus=[a,b]",
-            "+crash_on=a",
-            "+repeat=choice(1,2,3,4)",
-            f"hydra.sweep.dir={tmp_path}",
+            f"hydra.sweep.dir={sweep_dir}",
+            *overrides,
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=180,
     )
+
+
+def test_each_gpu_worker_gets_its_own_share_of_the_cpus(tmp_path):
+    result = sweep_crash_app(tmp_path / "shared", "+crash_on=none", "+repeat=choice(1,2)")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = {job["gpu"]: job for job in map(json.loads, map(Path.read_text, (tmp_path / "shared").glob("*/job.json")))}
+    assert sorted(jobs) == ["a", "b"]
+    host = sorted(os.sched_getaffinity(0))
+    for job in jobs.values():
+        assert job["cpus"] and set(job["cpus"]) <= set(host)
+        assert job["omp_threads"] == str(len(job["cpus"]))
+    if len(host) >= 2:  # CI's two cores: one each
+        assert not set(jobs["a"]["cpus"]) & set(jobs["b"]["cpus"])
+        assert len(jobs["a"]["cpus"]) == len(jobs["b"]["cpus"]) == len(host) // 2
+
+    result = sweep_crash_app(
+        tmp_path / "whole", "+crash_on=none", "+repeat=choice(1,2)", "hydra.launcher.share_cpus=false"
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for path in (tmp_path / "whole").glob("*/job.json"):
+        job = json.loads(path.read_text())
+        assert job["cpus"] == host and job["omp_threads"] == os.environ.get("OMP_NUM_THREADS")
+
+
+def test_a_worker_that_dies_fails_its_own_trial_and_its_gpu_gets_a_new_worker(tmp_path):
+    """The Optuna sweeper over the GPU launcher on a toy app whose jobs kill their worker on GPU "a": every batch has
+    one job on each GPU, so each loses its GPU-a worker while its GPU-b job runs on."""
+    result = sweep_crash_app(tmp_path, "+crash_on=a", "+repeat=choice(1,2,3,4)")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("Launching 2 jobs on GPUs") + result.stderr.count("Launching 2 jobs on GPUs") == 2
     trials = optuna.load_study(study_name="crash_app", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials

@@ -1,5 +1,6 @@
-"""A Hydra app for the GPU launcher's test: each job writes the CUDA_VISIBLE_DEVICES it got and its worker's pid; a
-job on the GPU named by ``crash_on`` kills its own worker process, as a CUDA crash or the OOM killer would."""
+"""A Hydra app for the GPU launcher's tests: each job writes the CUDA_VISIBLE_DEVICES it got, its worker's pid, CPU
+affinity and OpenMP threads; a job on the GPU named by ``crash_on`` kills its own worker process, as a CUDA crash or
+the OOM killer would."""
 
 import json
 import os
@@ -14,7 +15,13 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> int:
     if os.environ.get("CUDA_VISIBLE_DEVICES") == cfg.crash_on:
         os._exit(9)
-    record = {"job": HydraConfig.get().job.num, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"), "pid": os.getpid()}
+    record = {
+        "job": HydraConfig.get().job.num,
+        "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "pid": os.getpid(),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
     Path(HydraConfig.get().runtime.output_dir, "job.json").write_text(json.dumps(record))
     return 0
 

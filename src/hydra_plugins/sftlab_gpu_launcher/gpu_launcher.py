@@ -7,6 +7,12 @@ can open CUDA; the batch's i-th job goes to worker ``i % len(gpus)``, through th
 ``execute_job``. A worker outlives its job, so like the basic launcher's single process it keeps the base model loaded
 between trials (``sftlab.models.load_base``); a sweep pays the imports and the first load once per GPU.
 
+With ``share_cpus`` (the default) each worker also gets an equal, disjoint share of this process's CPUs: its
+affinity, and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` to match, as ``torchrun`` limits its ranks' threads. Without it
+each worker's thread pools (torch's, the tokenizers', the compiler's) size themselves to the whole host, and one
+trial's CPU-heavy phases (tokenizing, compiling, setting up its trainer) can preempt the thread that launches the other
+trial's kernels.
+
 ``n_jobs`` is the number of workers, one per entry of ``gpus``: the Optuna sweeper asks that many trials at once
 (its ``n_jobs: null``). A GPU listed twice gets two workers (``hydra.launcher.gpus=[0,0,1,1]``: small models). With
 ``gpus: null`` the launcher takes the GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else those
@@ -48,13 +54,22 @@ def visible_gpus() -> list[str]:
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
 
 
+def cpu_shares(count: int) -> list[list[int]]:
+    """``count`` equal, disjoint runs of the CPUs this process may use (shared round-robin when there are fewer)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < count:
+        return [[cpus[index % len(cpus)]] for index in range(count)]
+    size = len(cpus) // count
+    return [cpus[index * size : (index + 1) * size] for index in range(count)]
+
+
 def slot_of(job_index: int, gpus: Sequence[str]) -> int:
     """The worker (and so the GPU) of the batch's ``job_index``-th job."""
     return job_index % len(gpus)
 
 
 class GpuLauncher(Launcher):
-    def __init__(self, gpus: Sequence[Any] | None = None, n_jobs: int | None = None) -> None:
+    def __init__(self, gpus: Sequence[Any] | None = None, n_jobs: int | None = None, share_cpus: bool = True) -> None:
         self.gpus = [str(gpu) for gpu in gpus] if gpus is not None else visible_gpus()
         if not self.gpus:
             raise HydraException(
@@ -66,6 +81,8 @@ class GpuLauncher(Launcher):
                 f"hydra/launcher=gpus: n_jobs={n_jobs}, but there is one worker per GPU ({len(self.gpus)}: "
                 f"{self.gpus}); list the GPUs in hydra.launcher.gpus instead (one twice runs two jobs on it)"
             )
+        # Linux only: elsewhere there is no affinity to set, and the workers share the host as they find it.
+        self.cpus = cpu_shares(len(self.gpus)) if share_cpus and hasattr(os, "sched_setaffinity") else None
         self.workers: list[Any] = [None] * len(self.gpus)
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -88,7 +105,13 @@ class GpuLauncher(Launcher):
 
         worker = self.workers[slot]
         if worker is None or worker._flags.broken or worker._flags.shutdown:
-            worker = ProcessPoolExecutor(max_workers=1, env={"CUDA_VISIBLE_DEVICES": self.gpus[slot]})
+            env = {"CUDA_VISIBLE_DEVICES": self.gpus[slot]}
+            placement: dict[str, Any] = {}
+            if self.cpus is not None:
+                share = self.cpus[slot]
+                env |= {"OMP_NUM_THREADS": str(len(share)), "MKL_NUM_THREADS": str(len(share))}
+                placement = {"initializer": os.sched_setaffinity, "initargs": (0, share)}
+            worker = ProcessPoolExecutor(max_workers=1, env=env, **placement)
             self.workers[slot] = worker
         return worker
 
@@ -99,7 +122,8 @@ class GpuLauncher(Launcher):
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info(f"Launching {len(job_overrides)} jobs on GPUs {self.gpus}, one worker process each")
+        shares = "" if self.cpus is None else f" and {len(self.cpus[0])} CPU(s)"
+        log.info(f"Launching {len(job_overrides)} jobs on GPUs {self.gpus}, one worker process each{shares}")
         singleton_state = Singleton.get_state()
         futures = []
         for index, overrides in enumerate(job_overrides):
@@ -145,6 +169,8 @@ class GpuLauncherConf:
     gpus: Any = None
     # Jobs at once: one per entry of gpus (null). Listed for the sweeper and the joblib launcher's users.
     n_jobs: Any = None
+    # Each worker runs on its own equal share of the CPUs, its thread pools sized to it (Linux).
+    share_cpus: bool = True
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="gpus", node=GpuLauncherConf, provider="sftlab_gpu_launcher")
