@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import string
 import subprocess
 import sys
@@ -130,7 +131,12 @@ def run_json(command: list[str], timeout: int = 900) -> dict:
         if line.startswith("RESULT "):
             return {**json.loads(line[7:]), "wall_s": time.perf_counter() - started}
     sys.stderr.write(result.stdout[-4000:] + result.stderr[-6000:])
-    return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1], "wall_s": time.perf_counter() - started}
+    if result.returncode < 0:  # no Python error to show: the kernel's OOM killer, say
+        error = f"killed by signal {-result.returncode} ({signal.Signals(-result.returncode).name})"
+    else:
+        lines = [line for line in result.stderr.splitlines() if line.strip() and "it/s]" not in line]  # no tqdm bars
+        error = f"exit {result.returncode}: {lines[-1].strip() if lines else 'no output'}"
+    return {"error": error, "wall_s": time.perf_counter() - started}
 
 
 def emit_table(lines: list[str], write: Path | None) -> None:
