@@ -448,8 +448,9 @@ def test_each_gpu_worker_gets_its_own_share_of_the_cpus(tmp_path):
         tmp_path / "whole", "+crash_on=none", "+repeat=choice(1,2)", "hydra.launcher.share_cpus=false"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for path in (tmp_path / "whole").glob("*/job.json"):
-        job = json.loads(path.read_text())
+    jobs = [json.loads(path.read_text()) for path in (tmp_path / "whole").glob("*/job.json")]
+    assert len(jobs) == 2
+    for job in jobs:
         assert job["cpus"] == host and job["omp_threads"] == os.environ.get("OMP_NUM_THREADS")
 
 
