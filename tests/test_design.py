@@ -152,6 +152,29 @@ def complete_trials(db: Path) -> int:
         return 0
 
 
+def test_a_design_point_whose_process_died_before_its_suggestions_is_neither_doubled_nor_lost(tmp_path):
+    """A sweep killed between ``study.ask()`` and the trial's suggestions leaves its design point RUNNING with no
+    parameters: the resumed sweep must not enqueue the point again, and must retry it once the trial is found stale."""
+    from hydra_plugins.sftlab_optuna_sweeper._impl import enqueue_design, retry_stale
+
+    study = optuna.create_study(study_name="design", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    points = [{"a": True, "seed": 42}, {"a": False, "seed": 42}]
+    enqueue_design(study, points)
+    study.ask()  # pops the first point; its process dies before suggesting anything
+    dead = study.get_trials()[0]
+    assert dead.state == TrialState.RUNNING and dead.params == {}
+
+    enqueue_design(study, points)  # the resumed sweep
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [points[1]]
+
+    study.tell(dead.number, state=TrialState.FAIL)  # as optuna.storages.fail_stale_trials does, then its callback
+    retry_stale(study, study.get_trials()[0])
+    retries = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.WAITING
+    assert retries[0].system_attrs["fixed_params"] == points[0]
+
+
 @pytest.mark.slow
 def test_an_interrupted_l8_design_resumes_without_redoing_rows_and_is_analysed(tmp_path):
     sweep_dir = tmp_path / "l8"

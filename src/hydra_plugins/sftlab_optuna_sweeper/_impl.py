@@ -109,18 +109,39 @@ def finished_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state in FINISHED and takes_a_slot(t, retried)]
 
 
+def intended_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's parameters; for an enqueued one (a design point, a retry) that has not suggested them yet, because it
+    is waiting or its process died between ``study.ask()`` and the suggestions, those it was enqueued with."""
+    return dict(trial.params or trial.system_attrs.get("fixed_params") or {})
+
+
 def retry(study: optuna.Study, trial: FrozenTrial, why: str) -> None:
     """Enqueue the parameters of a trial that stopped through no fault of its own; a retry is not retried again."""
-    if "retry_of" in trial.user_attrs or not trial.params:
+    params = intended_params(trial)
+    if "retry_of" in trial.user_attrs or not params:
         log.warning(f"trial {trial.number} stopped ({why}); not retried (it was a retry, or had no parameters yet)")
         return
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number, "retry_reason": why})
+    study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "retry_reason": why})
     log.warning(f"trial {trial.number} stopped ({why}): its parameters are enqueued again")
 
 
 def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """Optuna's heartbeat-stale callback: the trial was just failed by ``fail_stale_trials``."""
     retry(study, trial, "its sweep process stopped beating: killed, out of memory or its machine lost")
+
+
+def enqueue_design(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+    """Enqueue the design points the study does not hold yet (finished and counted, running, or waiting)."""
+    trials = study.get_trials(deepcopy=False)
+    held = {_point_key(frozen.params) for frozen in finished_trials(trials)}
+    for frozen in trials:
+        # Running (a dead process's, retried once found stale), or waiting: an interrupted point's retry, or
+        # another process's enqueue.
+        if frozen.state in (TrialState.RUNNING, TrialState.WAITING):
+            held.add(_point_key(intended_params(frozen)))
+    for index, point in enumerate(points):
+        if _point_key(point) not in held:
+            study.enqueue_trial(point, user_attrs={"design_point": index})
 
 
 def _point_key(params: dict[str, Any]) -> tuple:
@@ -298,19 +319,6 @@ class OptunaSweep:
         log.info("design: " + "; ".join(design.describe()[:4]))
         return lines, design.points(seeds)
 
-    def enqueue_design(self, study: optuna.Study, points: list[dict[str, Any]]) -> None:
-        """Enqueue the design points the study does not hold yet (finished and counted, running, or waiting)."""
-        trials = study.get_trials(deepcopy=False)
-        held = {_point_key(frozen.params) for frozen in finished_trials(trials)}
-        for frozen in trials:
-            if frozen.state == TrialState.RUNNING:
-                held.add(_point_key(frozen.params))
-            elif frozen.state == TrialState.WAITING:  # an interrupted point's retry, or another process's enqueue
-                held.add(_point_key(frozen.system_attrs.get("fixed_params") or {}))
-        for index, point in enumerate(points):
-            if _point_key(point) not in held:
-                study.enqueue_trial(point, user_attrs={"design_point": index})
-
     # ------------------------------------------------------------------------------------------------ sweep
 
     def configure_trial(self, trial: Trial, space: SearchSpace) -> list[str]:
@@ -403,7 +411,7 @@ class OptunaSweep:
             if n_trials != len(points):
                 log.info(f"design: n_trials is rows x seeds = {len(points)} (hydra.sweeper.n_trials={n_trials} unused)")
             n_trials = len(points)
-            self.enqueue_design(study, points)
+            enqueue_design(study, points)
             design_keys = {_point_key(point) for point in points}
         batch_size = self.n_jobs or self.launcher_jobs()
         done = len(finished_trials(study.get_trials(deepcopy=False)))
