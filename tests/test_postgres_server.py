@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import optuna
+import psycopg
 from optuna.storages import RDBStorage
+from sqlalchemy.engine import make_url
+
+from hydra_plugins.sftlab_optuna_sweeper._storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -48,3 +53,36 @@ def test_two_processes_add_trials_to_one_study(postgres_url):
     assert len(trials) == 10
     assert sorted(t.number for t in trials) == list(range(10))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def fresh_database(url: str, name: str) -> str:
+    """A new, empty database on the test server; its URL."""
+    server = make_url(url)
+    with psycopg.connect(
+        host=server.host, port=server.port, user=server.username, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def test_sweep_processes_starting_together_on_an_empty_database_all_open_it(postgres_url):
+    """The nodes of a new shared study race to create Optuna's tables; every one must get the storage."""
+    url = fresh_database(postgres_url, "schema_race")
+    start, errors = threading.Barrier(6), []
+
+    def node() -> None:
+        start.wait()
+        try:
+            open_storage(url, heartbeat_interval=30)
+        except Exception as error:  # collected: a thread's exception would not fail the test
+            errors.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+
+    threads = [threading.Thread(target=node) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    study = optuna.create_study(study_name="after_the_race", storage=RDBStorage(url))
+    study.optimize(lambda trial: trial.suggest_int("x", 0, 3), n_trials=2)
+    assert len(study.trials) == 2

@@ -440,7 +440,7 @@ class OptunaSweep:
                 if not waiting_logged:
                     log.info(f"waiting for trial(s) {[t.number for t in running]}, running in other processes")
                     waiting_logged = True
-                time.sleep(min(interval, 10))
+                time.sleep(min(interval, 2))  # a query for RUNNING trials: cheap, and the sweep ends soon after
                 continue
             waiting_logged = False
             states = self.run_batch(study, trials, space, pruner_node, design_keys)

@@ -21,6 +21,7 @@ Heartbeats
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 import warnings
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -42,6 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 STORAGE_FILE = "optuna.db"
 JOURNAL_PREFIX = "journal:"
 HEARTBEAT_ATTR = "sftlab_heartbeat"
+SCHEMA_ATTEMPTS = 4
 
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -86,6 +89,18 @@ class SweepStorage:
         return self.storage.get_heartbeat_interval() if is_heartbeat_enabled(self.storage) else None
 
 
+def rdb_storage(url: str, **kwargs: Any) -> RDBStorage:
+    """Optuna's RDBStorage on ``url``. Sweep processes started together on an empty database (the nodes of a new
+    shared study) race to create its tables, and PostgreSQL answers the losers with a duplicate-key or duplicate-table
+    error: a loser waits a moment and opens the storage again, and then finds the tables made."""
+    for _ in range(SCHEMA_ATTEMPTS - 1):
+        try:
+            return RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 + random.random())
+    return RDBStorage(url, **kwargs)
+
+
 def _label(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -120,7 +135,7 @@ def open_storage(
         engine_kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite") else None
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9; we depend on them
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = RDBStorage(spec, engine_kwargs=engine_kwargs, **beats)
+            storage = rdb_storage(spec, engine_kwargs=engine_kwargs, **beats)
         return SweepStorage(storage, _label(spec), spec)
     path = Path(spec.removeprefix(JOURNAL_PREFIX)).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
