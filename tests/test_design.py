@@ -175,6 +175,33 @@ def test_a_design_point_whose_process_died_before_its_suggestions_is_neither_dou
     assert retries[0].system_attrs["fixed_params"] == points[0]
 
 
+def test_a_design_enqueued_twice_by_processes_started_together_runs_each_point_once(tmp_path):
+    from optuna.storages import RDBStorage
+
+    from hydra_plugins.sftlab_optuna_sweeper._impl import claim
+
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="design", storage=storage)
+    points = [{"a": a, "b": b, "seed": 42} for a in (False, True) for b in (False, True)]
+    for point in points:  # two processes, each enqueuing the whole design, interleaved
+        study.enqueue_trial(point)
+        study.enqueue_trial(point)
+    ran = []
+    while (trial := claim(study, storage, len(points), design=True)) is not None:
+        ran.append(
+            {
+                **{n: trial.suggest_categorical(n, [False, True]) for n in "ab"},
+                "seed": trial.suggest_int("seed", 42, 42),
+            }
+        )
+        study.tell(trial, 1.0)
+    assert sorted(ran, key=str) == sorted(points, key=str)
+    trials = study.get_trials()
+    surplus = [t for t in trials if t.user_attrs.get("surplus")]
+    assert len(surplus) == 4 and all(t.state == TrialState.FAIL for t in surplus)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 @pytest.mark.slow
 def test_an_interrupted_l8_design_resumes_without_redoing_rows_and_is_analysed(tmp_path):
     sweep_dir = tmp_path / "l8"

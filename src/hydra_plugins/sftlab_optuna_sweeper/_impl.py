@@ -43,8 +43,9 @@ Designs
     and an interrupted point is retried once as above. The factors and the seed join the search space as
     ``choice(false, true)`` and ``choice(<seeds>)``, so their names are checked and every level composes before the
     first trial; the sampler is never asked for a point of its own (a trial that is not a design point stops the
-    sweep). The design, its aliasing and its points are written to ``<sweep dir>/design.json`` first. Start a shared
-    design's first process before the others, so that one process enqueues the points.
+    sweep). The design, its aliasing and its points are written to ``<sweep dir>/design.json`` first. Processes that
+    start a shared design together may each enqueue its points: a point then holds one slot, its lowest-numbered
+    trial's, and its other copies are told FAIL as ``surplus`` when asked.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
-from optuna.storages import fail_stale_trials
+from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -97,16 +98,55 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
     return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
-def takes_a_slot(trial: FrozenTrial, retried: set[int]) -> bool:
-    """Whether ``trial`` is one of the study's ``n_trials`` (see "Exactly n_trials, shared")."""
-    if trial.user_attrs.get("surplus"):
-        return False
-    return not (trial.state == TrialState.FAIL and trial.number in retried)
+def slot_holders(trials: list[FrozenTrial], design: bool = False) -> list[FrozenTrial]:
+    """The trials that are the study's ``n_trials`` (see "Exactly n_trials, shared"), in number order. In a design
+    (``design``), a point enqueued twice, by processes that started the study together, holds one slot: its
+    lowest-numbered trial's."""
+    retried = retried_numbers(trials)
+    holders, points = [], set()
+    for trial in sorted(trials, key=lambda t: t.number):
+        if trial.user_attrs.get("surplus") or (trial.state == TrialState.FAIL and trial.number in retried):
+            continue
+        if design:
+            point = _point_key(intended_params(trial))
+            if point in points:
+                continue
+            points.add(point)
+        holders.append(trial)
+    return holders
 
 
 def finished_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    retried = retried_numbers(trials)
-    return [t for t in trials if t.state in FINISHED and takes_a_slot(t, retried)]
+    return [t for t in slot_holders(trials) if t.state in FINISHED]
+
+
+def claim(study: optuna.Study, storage: BaseStorage, n_trials: int, design: bool = False) -> Trial | None:
+    """A trial to run, or None when the study's ``n_trials`` slots are taken (see "Exactly n_trials, shared").
+
+    An asked trial that lost the race for the last slot, or whose design point another trial holds, is told FAIL as
+    ``surplus`` before it runs.
+    """
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        if len(slot_holders(trials, design)) >= n_trials and not any(t.state == TrialState.WAITING for t in trials):
+            return None
+        with warnings.catch_warnings():  # Optuna says heartbeats go with Study.optimize; ask/tell beats them itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            trial = study.ask()
+        # Beat at once: a RUNNING trial that never beat is never found stale, so a process killed before its batch
+        # started beating would leave it RUNNING, and the others waiting on it, for good.
+        Heartbeats(storage, [trial._trial_id]).beat()
+        holders = [held.number for held in slot_holders(study.get_trials(deepcopy=False), design)]
+        if trial.number in holders and holders.index(trial.number) < n_trials:
+            return trial
+        trial.set_user_attr("surplus", True)
+        if trial.number not in holders:  # a duplicate design point: the next waiting one may still be free
+            trial.set_user_attr("reason", "surplus: its design point was enqueued twice, and an earlier trial has it")
+            tell(study, trial, TrialState.FAIL)
+            continue
+        trial.set_user_attr("reason", f"surplus: {n_trials} trials were asked before this one (by other processes)")
+        tell(study, trial, TrialState.FAIL)
+        return None
 
 
 def intended_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -331,29 +371,6 @@ class OptunaSweep:
         trial.set_user_attr("overrides", overrides)
         return overrides
 
-    def claim(self, study: optuna.Study, n_trials: int) -> Trial | None:
-        """A trial to run, or None when the study's ``n_trials`` slots are taken (see "Exactly n_trials, shared")."""
-        trials = study.get_trials(deepcopy=False)
-        retried = retried_numbers(trials)
-        slots = [t for t in trials if takes_a_slot(t, retried)]
-        if len(slots) >= n_trials and not any(t.state == TrialState.WAITING for t in slots):
-            return None
-        with warnings.catch_warnings():  # Optuna says heartbeats go with Study.optimize; ask/tell beats them itself
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-            trial = study.ask()
-        # Beat at once: a RUNNING trial that never beat is never found stale, so a process killed before its batch
-        # started beating would leave it RUNNING, and the others waiting on it, for good.
-        Heartbeats(self.storage.storage, [trial._trial_id]).beat()
-        trials = study.get_trials(deepcopy=False)
-        retried = retried_numbers(trials)
-        ahead = sum(t.number < trial.number and takes_a_slot(t, retried) for t in trials)
-        if ahead < n_trials:
-            return trial
-        trial.set_user_attr("surplus", True)
-        trial.set_user_attr("reason", f"surplus: {n_trials} trials were asked before this one (by other processes)")
-        tell(study, trial, TrialState.FAIL)
-        return None
-
     def launch(
         self, study: optuna.Study, trials: list[Trial], overrides: list[list[str]], pruner: dict | None
     ) -> list[JobReturn]:
@@ -427,7 +444,8 @@ class OptunaSweep:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 fail_stale_trials(study)
             trials: list[Trial] = []
-            while len(trials) < batch_size and (trial := self.claim(study, n_trials)) is not None:
+            design = design_keys is not None
+            while len(trials) < batch_size and (trial := claim(study, self.storage.storage, n_trials, design)):
                 trials.append(trial)
             if not trials:
                 running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
