@@ -139,6 +139,14 @@ def run_json(command: list[str], timeout: int = 900) -> dict:
     return {"error": error, "wall_s": time.perf_counter() - started}
 
 
+def run_sftlab(overrides: list[str], run_dir: Path, timeout: int) -> tuple[dict, dict | None]:
+    """`python -m sftlab.train` with ``overrides`` into ``run_dir``: its run_json result and its metrics.json (None
+    when the run wrote none)."""
+    result = run_json([sys.executable, "-m", "sftlab.train", *overrides, f"hydra.run.dir={run_dir}"], timeout=timeout)
+    metrics_file = run_dir / "metrics.json"
+    return result, json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+
+
 def emit_table(lines: list[str], write: Path | None) -> None:
     """Print a result table and append it to a markdown file when asked."""
     text = "\n".join(lines)

@@ -12,31 +12,21 @@ The lengths run from short to long and stop at the first that fails.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama, emit_table, long_records, run_json, sftlab_overrides  # noqa: E402
+from common import build_random_llama, emit_table, long_records, run_sftlab, sftlab_overrides  # noqa: E402
 
 
 def measure_length(model_dir: str, length: int, steps: int, work: Path) -> dict:
     """One `python -m sftlab.train` run at batch 1 on records longer than ``length`` tokens."""
     run_dir = work / f"context-{length}"
     records = long_records(work / f"long_records_{length}.jsonl", steps + 8, length * 2)
-    command = [
-        sys.executable,
-        "-m",
-        "sftlab.train",
-        *sftlab_overrides(model_dir, f"[{records}]", 1, length, steps),
-        f"hydra.run.dir={run_dir}",
-    ]
-    result = run_json(command, timeout=3600)
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.is_file():
+    result, metrics = run_sftlab(sftlab_overrides(model_dir, f"[{records}]", 1, length, steps), run_dir, 3600)
+    if metrics is None:
         return result
-    metrics = json.loads(metrics_file.read_text())
     return {
         "seconds_per_step": metrics["train_runtime_s"] / metrics["steps"],
         "tokens_per_second": metrics["tokens_per_second"],

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import build_random_llama, emit_table, long_records, run_json, sftlab_overrides  # noqa: E402
+from common import build_random_llama, emit_table, long_records, run_json, run_sftlab, sftlab_overrides  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -123,19 +123,13 @@ def measure_sftlab(
         train_files = BUNDLED
     else:
         train_files = f"[{long_records(work / 'long_records.jsonl', (WARMUP + steps) * batch + 8, length * 2)}]"
-    command = [
-        sys.executable,
-        "-m",
-        "sftlab.train",
+    overrides = [
         *sftlab_overrides(model_dir, train_files, batch, length, WARMUP + steps),
         *(f"trainer.{key}={str(value).lower()}" for key, value in BATCHING.get(batching, BATCHING["padded"]).items()),
-        f"hydra.run.dir={run_dir}",
     ]
-    result = run_json(command, timeout=900)
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.is_file():
+    result, metrics = run_sftlab(overrides, run_dir, 900)
+    if metrics is None:
         return result
-    metrics = json.loads(metrics_file.read_text())
     return {
         "tokens_per_second": metrics["steady_tokens_per_second"],
         "peak_memory_gib": metrics["peak_memory_gib"],

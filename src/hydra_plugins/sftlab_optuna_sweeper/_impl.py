@@ -139,14 +139,17 @@ def claim(study: optuna.Study, storage: BaseStorage, n_trials: int, design: bool
         holders = [held.number for held in slot_holders(study.get_trials(deepcopy=False), design)]
         if trial.number in holders and holders.index(trial.number) < n_trials:
             return trial
+        duplicate = trial.number not in holders
         trial.set_user_attr("surplus", True)
-        if trial.number not in holders:  # a duplicate design point: the next waiting one may still be free
-            trial.set_user_attr("reason", "surplus: its design point was enqueued twice, and an earlier trial has it")
-            tell(study, trial, TrialState.FAIL)
-            continue
-        trial.set_user_attr("reason", f"surplus: {n_trials} trials were asked before this one (by other processes)")
+        trial.set_user_attr(
+            "reason",
+            "surplus: its design point was enqueued twice, and an earlier trial has it"
+            if duplicate
+            else f"surplus: {n_trials} trials were asked before this one (by other processes)",
+        )
         tell(study, trial, TrialState.FAIL)
-        return None
+        if not duplicate:  # after a duplicate design point, the next waiting one may still be free
+            return None
 
 
 def intended_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -171,14 +174,9 @@ def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def enqueue_design(study: optuna.Study, points: list[dict[str, Any]]) -> None:
-    """Enqueue the design points the study does not hold yet (finished and counted, running, or waiting)."""
-    trials = study.get_trials(deepcopy=False)
-    held = {_point_key(frozen.params) for frozen in finished_trials(trials)}
-    for frozen in trials:
-        # Running (a dead process's, retried once found stale), or waiting: an interrupted point's retry, or
-        # another process's enqueue.
-        if frozen.state in (TrialState.RUNNING, TrialState.WAITING):
-            held.add(_point_key(intended_params(frozen)))
+    """Enqueue the design points the study does not hold yet: finished and counted, running (a dead process's is
+    retried once found stale), or waiting (an interrupted point's retry, or another process's enqueue)."""
+    held = {_point_key(intended_params(trial)) for trial in slot_holders(study.get_trials(deepcopy=False))}
     for index, point in enumerate(points):
         if _point_key(point) not in held:
             study.enqueue_trial(point, user_attrs={"design_point": index})
