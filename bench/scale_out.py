@@ -2,13 +2,15 @@
 
     python bench/scale_out.py sweep --trials 4 --steps 40 --write docs/benchmarks.md
     python bench/scale_out.py ddp --steps 30 --write docs/benchmarks.md
+    python bench/scale_out.py ddp --steps 30 --launcher accelerate --write docs/benchmarks.md
 
 ``sweep``: ``python -m sftlab.train -m`` with ``hydra/launcher=gpus``, a grid of ``--trials`` seeds (every trial the
 same work: Llama-3-8B QLoRA r=16, batch 2 x 2048, ``--steps`` steps, no evaluation), once with
 ``hydra.launcher.gpus=[0]`` and once with ``[0,1]``; the wall time of each whole sweep process, and each trial's
 start and end from the Optuna study, to show which ran at once. Goal: 2 GPUs take <= 0.55 x the time of 1.
 
-``ddp``: ``torchrun --standalone --nproc_per_node N -m sftlab.train`` for N = 1 and 2, the same shapes per GPU; the
+``ddp``: ``torchrun --standalone --nproc_per_node N -m sftlab.train`` (or, with ``--launcher accelerate``, the
+README's ``accelerate launch --num_processes N -m sftlab.train``) for N = 1 and 2, the same shapes per GPU; the
 steady tokens/s of all ranks together (metrics.json). Goal: 2 GPUs >= 1.8 x 1 GPU.
 
 Both build the Llama-3-8B architecture with random weights on local disk first (bench/common.py).
@@ -151,16 +153,26 @@ def sweep(args: argparse.Namespace, model_dir: str, train_files: str) -> list[st
     return lines
 
 
+LAUNCHERS = {
+    "torchrun": (
+        "torchrun --standalone --nproc_per_node N",
+        ["torch.distributed.run", "--standalone", "--nproc_per_node"],
+    ),
+    "accelerate": ("accelerate launch --num_processes N", ["accelerate.commands.launch", "--num_processes"]),
+}
+
+
 def ddp(args: argparse.Namespace, model_dir: str, train_files: str) -> list[str]:
+    shown_launcher, launcher = LAUNCHERS[args.launcher]
     results = {}
     for nproc in (1, 2):
-        run_dir = args.work / f"ddp-{nproc}gpu"
+        run_dir = args.work / f"ddp-{args.launcher}-{nproc}gpu"
+        shutil.rmtree(run_dir, ignore_errors=True)
         command = [
             sys.executable,
             "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
+            *launcher,
+            str(nproc),
             "-m",
             "sftlab.train",
             *sftlab_overrides(model_dir, train_files, BATCH, LENGTH, args.steps),
@@ -170,12 +182,15 @@ def ddp(args: argparse.Namespace, model_dir: str, train_files: str) -> list[str]
         metrics_file = run_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if code == 0 and metrics_file.is_file() else {}
         results[nproc] = (code, wall, metrics)
-        print(f"[bench] ddp nproc={nproc}: exit {code}, {wall:.0f} s, {json.dumps(metrics)[:600]}", flush=True)
+        print(
+            f"[bench] ddp {args.launcher} nproc={nproc}: exit {code}, {wall:.0f} s, {json.dumps(metrics)[:600]}",
+            flush=True,
+        )
 
     lines = [
         f"### One training run with DDP on 1 vs. 2 GPUs, {args.device} ({time.strftime('%Y-%m-%d')})",
         "",
-        f"`torchrun --standalone --nproc_per_node N -m sftlab.train`: Llama-3-8B architecture, random weights, Unsloth "
+        f"`{shown_launcher} -m sftlab.train`: Llama-3-8B architecture, random weights, Unsloth "
         f"QLoRA r=16, per-GPU batch {BATCH} x {LENGTH}, gradient checkpointing, {args.steps} steps; tokens/s of all "
         "ranks together, steady state (first 3 steps skipped).",
         "",
@@ -202,6 +217,7 @@ def main() -> None:
     parser.add_argument(
         "--unshared-cpus", action="store_true", help="also run 2 GPUs with hydra.launcher.share_cpus=false"
     )
+    parser.add_argument("--launcher", choices=sorted(LAUNCHERS), default="torchrun", help="ddp: what starts the ranks")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sftlab-bench"))
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
     args = parser.parse_args()
