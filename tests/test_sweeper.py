@@ -410,12 +410,6 @@ def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
         GpuLauncher()
 
 
-def test_the_ray_launcher_config_composes_where_the_ray_extra_is_installed():
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra is not installed")
-    ray = compose_sweep("hydra/launcher=ray_gpus").hydra.launcher
-    assert ray.ray.remote.num_gpus == 1
-
-
 def sweep_crash_app(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """The Optuna sweeper over the GPU launcher on GPUs "a" and "b", running tests/apps/crash_app.py."""
     return subprocess.run(
