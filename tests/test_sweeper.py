@@ -395,7 +395,7 @@ def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
     gpus = compose_sweep("hydra/launcher=gpus").hydra.launcher
     assert gpus._target_.endswith("GpuLauncher") and gpus.gpus is None and gpus.n_jobs is None
     slurm = compose_sweep("hydra/launcher=slurm_gpus").hydra.launcher
-    assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1 and slurm.tasks_per_node == 1
+    assert slurm._target_.endswith("SlurmGpuLauncher") and slurm.gpus_per_node == 1 and slurm.tasks_per_node == 1
     assert compose_sweep("hydra/launcher=joblib").hydra.launcher.n_jobs == -1
     assert compose_sweep().hydra.sweeper.n_jobs is None  # follows the launcher
     assert compose_sweep().hydra.sweeper.sampler.constant_liar is True  # parallel TPE never doubles a running point

@@ -1,6 +1,6 @@
 """A Hydra app for the GPU launcher's tests: each job writes the CUDA_VISIBLE_DEVICES it got, its worker's pid, CPU
-affinity and OpenMP threads; a job on the GPU named by ``crash_on`` kills its own worker process, as a CUDA crash or
-the OOM killer would."""
+affinity and OpenMP threads; a job on the GPU named by ``crash_on`` (or, where no launcher hands out GPUs, the job
+whose ``repeat`` is ``crash_on_repeat``) kills its own worker process, as a CUDA crash or the OOM killer would."""
 
 import json
 import os
@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path=None, config_name=None)
 def main(cfg: DictConfig) -> int:
-    if os.environ.get("CUDA_VISIBLE_DEVICES") == cfg.crash_on:
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == cfg.crash_on or (
+        "crash_on_repeat" in cfg and cfg.repeat == cfg.crash_on_repeat
+    ):
         os._exit(9)
     record = {
         "job": HydraConfig.get().job.num,

@@ -1,2 +1,4 @@
-"""``hydra/launcher=gpus``: Hydra's joblib launcher with one job per GPU, each job's ``CUDA_VISIBLE_DEVICES`` set by
-the launcher (``gpu_launcher``)."""
+"""sftlab's launchers, one trial per GPU, whose failed job fails its own trial only: ``hydra/launcher=gpus`` (Hydra's
+joblib launcher with one worker process per GPU of this host, ``gpu_launcher``), and the launchers behind
+``conf/hydra/launcher/ray_gpus.yaml`` (a Ray cluster, ``ray_gpus``) and ``slurm_gpus.yaml`` (SLURM through submitit,
+``submitit_gpus``)."""
