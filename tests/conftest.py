@@ -54,6 +54,29 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None, timeo
     )
 
 
+def crash_app_sweep(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None):
+    """The Optuna sweeper (grid sampler) running tests/apps/crash_app.py with the project's configs, under whichever
+    launcher ``overrides`` choose; the app records the GPU each job got, or kills its own process."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "apps" / "crash_app.py"),
+            "--config-dir",
+            str(CONF),
+            "-m",
+            "hydra/sweeper=sftlab_optuna",
+            "hydra/sweeper/sampler=grid",
+            f"hydra.sweep.dir={sweep_dir}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
 @pytest.fixture(scope="session")
 def cache_dir() -> str:
     return os.environ.get("SFTLAB_CACHE") or str(Path.home() / ".cache" / "sftlab")

@@ -6,15 +6,12 @@ worker process on the GPU named by ``crash_on``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import CONF, ROOT
+from conftest import crash_app_sweep
 from test_sweeper import compose_sweep
 
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the `ray` extra is not installed")
@@ -48,27 +45,14 @@ def test_one_trial_runs_per_gpu_of_the_cluster():
 def test_a_task_whose_worker_dies_fails_its_own_trial_and_its_batch_mate_completes(tmp_path):
     """Two trials at once (one per GPU Ray was given); the job Ray puts on GPU 0 kills its worker. Hydra's own Ray
     launcher raised out of the batch there and so failed both trials."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "apps" / "crash_app.py"),
-            "--config-dir",
-            str(CONF),
-            "-m",
-            "hydra/sweeper=sftlab_optuna",
-            "hydra/sweeper/sampler=grid",
-            "hydra/launcher=ray_gpus",
-            "+hydra.launcher.ray.init.num_gpus=2",
-            "+hydra.launcher.ray.init.num_cpus=2",
-            f"hydra.sweep.dir={tmp_path}",
-            "+crash_on='0'",
-            "+repeat=choice(1,2)",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    result = crash_app_sweep(
+        tmp_path,
+        "hydra/launcher=ray_gpus",
+        "+hydra.launcher.ray.init.num_gpus=2",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+crash_on='0'",
+        "+repeat=choice(1,2)",
+        env={"RAY_USAGE_STATS_ENABLED": "0"},
     )
     log = result.stdout[-4000:] + result.stderr[-4000:]
     assert result.returncode == 0, log

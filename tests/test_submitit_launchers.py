@@ -8,16 +8,13 @@ executor: the test cluster keeps no accounting, without which submitit cannot se
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import CONF, ROOT
+from conftest import crash_app_sweep
 from slurm_cluster import slurm_cluster
 
 
@@ -27,32 +24,10 @@ def slurm_env():
         yield env
 
 
-def sweep_crash_app(sweep_dir, *overrides: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The Optuna sweeper over a submitit launcher, two jobs at a time, running tests/apps/crash_app.py."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "apps" / "crash_app.py"),
-            "--config-dir",
-            str(CONF),
-            "-m",
-            "hydra/sweeper=sftlab_optuna",
-            "hydra/sweeper/sampler=grid",
-            "hydra.sweeper.n_jobs=2",
-            f"hydra.sweep.dir={sweep_dir}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_trials_run_as_slurm_jobs_two_at_once_each_on_its_own_gpu(slurm_env, tmp_path):
-    result = sweep_crash_app(
+    result = crash_app_sweep(
         tmp_path,
+        "hydra.sweeper.n_jobs=2",
         "hydra/launcher=slurm_gpus",
         "hydra.launcher.cpus_per_task=1",  # the test node's CPUs and memory, not a GPU node's
         "hydra.launcher.mem_gb=1",
@@ -75,8 +50,9 @@ def test_trials_run_as_slurm_jobs_two_at_once_each_on_its_own_gpu(slurm_env, tmp
 
 def test_a_job_that_dies_fails_its_own_trial_and_its_batch_mate_completes(tmp_path):
     """Hydra's own submitit launcher raised out of the batch at the dead job, and so failed both trials."""
-    result = sweep_crash_app(
+    result = crash_app_sweep(
         tmp_path,
+        "hydra.sweeper.n_jobs=2",
         "hydra/launcher=submitit_local",
         "hydra.launcher._target_=hydra_plugins.sftlab_gpu_launcher.submitit_gpus.LocalGpuLauncher",
         "+crash_on=none",

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from conftest import CONF, ROOT, TINY_RUN, run_module
+from conftest import CONF, ROOT, TINY_RUN, crash_app_sweep, run_module
 from hydra_plugins.sftlab_optuna_sweeper._impl import finished_trials
 from hydra_plugins.sftlab_optuna_sweeper._storage import open_storage
 from sftlab import rundir
@@ -412,23 +412,7 @@ def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):
 
 def sweep_crash_app(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """The Optuna sweeper over the GPU launcher on GPUs "a" and "b", running tests/apps/crash_app.py."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tests" / "apps" / "crash_app.py"),
-            "-m",
-            "hydra/sweeper=sftlab_optuna",
-            "hydra/sweeper/sampler=grid",
-            "hydra/launcher=gpus",
-            "hydra.launcher.gpus=[a,b]",
-            f"hydra.sweep.dir={sweep_dir}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return crash_app_sweep(sweep_dir, "hydra/launcher=gpus", "hydra.launcher.gpus=[a,b]", *overrides)
 
 
 def test_each_gpu_worker_gets_its_own_share_of_the_cpus(tmp_path):

@@ -32,11 +32,13 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+from hydra_plugins.sftlab_gpu_launcher._died import died_return
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +150,8 @@ class GpuLauncher(Launcher):
                 gpu = self.gpus[slot_of(index, self.gpus)]
                 lines = str(error).splitlines()
                 codes = next((line for line in lines if line.startswith("The exit codes")), lines[0] if lines else "")
-                died = RuntimeError(f"its worker process on GPU {gpu} died: {type(error).__name__}. {codes}".strip())
-                log.warning(f"job #{index}: {died}")
-                failed = JobReturn(status=JobStatus.FAILED)
-                failed.return_value = died
-                returns.append(failed)
+                reason = f"its worker process on GPU {gpu} died: {type(error).__name__}. {codes}".strip()
+                returns.append(died_return(index, reason))
         return returns
 
     def close(self) -> None:

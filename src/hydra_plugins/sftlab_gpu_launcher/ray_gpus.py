@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from hydra_plugins.sftlab_gpu_launcher._died import died_return
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,5 @@ class RayGpuLauncher(Launcher):
                 returns.append(ray.get(task))
             except ray.exceptions.RayError as error:  # its worker died: this job failed, the others run on
                 first_line = next((line for line in str(error).splitlines() if line.strip()), "")
-                died = RuntimeError(f"its Ray task died: {type(error).__name__}. {first_line}".strip())
-                log.warning(f"job #{number}: {died}")
-                failed = JobReturn(status=JobStatus.FAILED)
-                failed.return_value = died
-                returns.append(failed)
+                returns.append(died_return(number, f"its Ray task died: {type(error).__name__}. {first_line}".strip()))
         return returns

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     BaseSubmititLauncher,
@@ -27,6 +27,8 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     SlurmLauncher,
 )
 from omegaconf import OmegaConf
+
+from hydra_plugins.sftlab_gpu_launcher._died import died_return
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +75,8 @@ class OneFailurePerJob(BaseSubmititLauncher):
                 returns.append(job.results()[0])
             except (UncompletedJobError, FailedJobError) as error:  # it died: this job failed, the others stand
                 first_line = next((line for line in str(error).splitlines() if line.strip()), "")
-                died = RuntimeError(f"its job {job.job_id} ended without a result: {first_line}".strip())
-                log.warning(f"job #{number}: {died}")
-                failed = JobReturn(status=JobStatus.FAILED)
-                failed.return_value = died
-                returns.append(failed)
+                reason = f"its job {job.job_id} ended without a result: {first_line}".strip()
+                returns.append(died_return(number, reason))
         return returns
 
 
