@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import TINY_RUN, run_module
+from conftest import ROOT, TINY_RUN, run_module
 from sftlab import rundir
 
 torch = pytest.importorskip("torch")
@@ -38,3 +38,21 @@ def test_qlora_run_on_gpu(tmp_path, backend):
     assert (tmp_path / rundir.ADAPTER / "adapter_config.json").is_file()
     scores = json.loads((tmp_path / rundir.EVAL).read_text())
     assert scores["counts"]["pairs"] == 8
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+@pytest.mark.parametrize("backend", ["unsloth", "hf"])
+def test_ddp_run_over_two_gpus(tmp_path, backend):
+    """``torchrun`` over two GPUs, each rank on its own (``cuda:LOCAL_RANK``): one job, rank 0 writes and evaluates."""
+    from test_ddp import DDP_RUN, torchrun
+
+    if backend == "unsloth":
+        pytest.importorskip("unsloth")
+    result = torchrun(*DDP_RUN, *GPU_MODEL, f"backend={backend}", f"hydra.run.dir={tmp_path}", cwd=ROOT, timeout=300)
+    assert result is not None, "torchrun did not exit within 300 s"
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((tmp_path / rundir.METRICS).read_text())
+    assert metrics["backend"] == backend and metrics["world_size"] == 2 and metrics["effective_batch_size"] == 8
+    assert metrics["peak_memory_kind"] == "cuda_allocated" and metrics["steps"] == 2
+    assert (tmp_path / "train.rank1.log").is_file() and (tmp_path / rundir.ADAPTER / "adapter_config.json").is_file()
+    assert json.loads((tmp_path / rundir.EVAL).read_text())["counts"]["pairs"] == 4
