@@ -68,11 +68,18 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.fixture(scope="module")
-def three_trials(tmp_path_factory) -> Path:
+def three_trials_run(tmp_path_factory) -> tuple[Path, str]:
+    """Three trials on the GPU launcher with two "GPUs" (CPU torch ignores CUDA_VISIBLE_DEVICES): its sweep dir and
+    log. Two worker processes, so what the tests read back also crossed from a worker to the storage."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "three"
-    result = sweep(sweep_dir, "hydra.sweeper.n_trials=3")
+    result = sweep(sweep_dir, "hydra/launcher=gpus", "hydra.launcher.gpus=[0,1]", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, output(result)
-    return sweep_dir
+    return sweep_dir, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def three_trials(three_trials_run) -> Path:
+    return three_trials_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -198,12 +205,9 @@ def test_two_sweep_processes_share_one_study_and_run_exactly_n_trials(kind, tmp_
     assert len(study.trials) == 5 + len(surplus) and all(t.state == TrialState.FAIL for t in surplus), summary
 
 
-def test_the_gpu_launcher_runs_a_batch_at_once_one_gpu_each(tmp_path):
-    sweep_dir = tmp_path / "gpus"
-    result = sweep(sweep_dir, "hydra/launcher=gpus", "hydra.launcher.gpus=[0,1]", "hydra.sweeper.n_trials=3")
-    assert result.returncode == 0, output(result)
+def test_the_gpu_launcher_runs_a_batch_at_once_one_gpu_each(three_trials_run):
+    sweep_dir, log = three_trials_run
     # Batches of two (the sweeper's n_jobs follows the launcher's), then one.
-    log = result.stdout + result.stderr
     assert "Launching 2 jobs on GPUs ['0', '1']" in log and "Launching 1 jobs on GPUs" in log
     study = load(sweep_dir)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3

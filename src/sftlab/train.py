@@ -71,6 +71,16 @@ def sweep_context() -> dict[str, Any]:
     }
 
 
+def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
+    """Before any model loads: resuming needs a checkpoint in this run dir."""
+    checkpoints = run_dir / rundir.CHECKPOINTS
+    if cfg.trainer.resume_from_checkpoint and not list(checkpoints.glob("checkpoint-*")):
+        raise SftlabError(
+            f"trainer.resume_from_checkpoint=true but {checkpoints} holds no checkpoint; "
+            "point hydra.run.dir at the run to resume"
+        )
+
+
 def check_single_job(distributed: bool) -> None:
     """A DDP launch trains one job: under a sweep every rank would run a sweeper of its own and ask for its own
     trials. Exits the whole sweep, not one trial (a failed trial would let the sweep go on to the next)."""
@@ -84,6 +94,7 @@ def check_single_job(distributed: bool) -> None:
 def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
     """Train and evaluate; returns the objective. Under DDP the ranks other than 0 train, then return None."""
     check_objective(cfg)
+    check_resumable(cfg, run_dir)
     process = this_process()
     check_single_job(process.distributed)
     # Before resolve_backend: importing Unsloth opens CUDA on the current GPU, which must be this rank's own.

@@ -343,12 +343,7 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
             int(cfg.max_steps),
         )
         print(f"[sftlab] {note}", flush=True)
-    resume = bool(cfg.resume_from_checkpoint)
-    if resume and not list((setup.run_dir / rundir.CHECKPOINTS).glob("checkpoint-*")):
-        raise SftlabError(
-            f"trainer.resume_from_checkpoint=true but {setup.run_dir / rundir.CHECKPOINTS} holds no checkpoint; "
-            "point hydra.run.dir at the run to resume"
-        )
+    resume = bool(cfg.resume_from_checkpoint)  # train.check_resumable saw a checkpoint there
     started = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=True if resume else None)
