@@ -1,5 +1,6 @@
 """One training job over two processes (DDP on CPU, gloo), launched with torchrun the way a user launches it."""
 
+import contextlib
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import ROOT, TINY_RUN
@@ -35,7 +37,7 @@ RUN_DIR_FILES = {
 
 def torchrun(*args: str, cwd: Path, timeout: int = 150) -> subprocess.CompletedProcess | None:
     """``torchrun --standalone --nproc_per_node 2 -m sftlab.train args`` in ``cwd``, one thread per rank; None if
-    the launch had not exited after ``timeout`` seconds (then its whole process group is killed)."""
+    the launch had not exited after ``timeout`` seconds (then every process of it is killed)."""
     launch = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         + ["-m", "sftlab.train", *args],
@@ -49,7 +51,14 @@ def torchrun(*args: str, cwd: Path, timeout: int = 150) -> subprocess.CompletedP
     try:
         stdout, stderr = launch.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(launch.pid, signal.SIGKILL)
+        # torchrun starts each rank in a session of its own: its process group holds the agent alone, and a rank
+        # left behind would keep the pipes open. Every process of the launch works in ``cwd``, a dir of its own.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launch.pid, signal.SIGKILL)
+        for process in psutil.process_iter(["cwd"]):
+            if process.info["cwd"] == str(cwd):
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
         launch.communicate()
         return None
     return subprocess.CompletedProcess(launch.args, launch.returncode, stdout, stderr)
@@ -58,9 +67,9 @@ def torchrun(*args: str, cwd: Path, timeout: int = 150) -> subprocess.CompletedP
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """A DDP run in a fresh working dir, so Hydra's default run dir (outputs/DATE/TIME) is the one under test."""
-    # One launch of the CI's first run (a fresh clone) trained, evaluated and wrote every file, then did not exit
-    # within 5 minutes; about 30 launches since never hung. A CPU gloo / torchrun teardown hang is told apart from a
-    # failure and gets one more launch; a second hang fails the test.
+    # Launches of fresh-clone runs trained, evaluated and wrote every file, then rank 0 did not exit: its gloo group's
+    # teardown hung (sftlab.training.end_data_parallel now frees DDP's hold on the group first). Should a CPU gloo /
+    # torchrun teardown hang again, it is told apart from a failure and gets one more launch; a second hang fails.
     for attempt in (1, 2):
         workdir = tmp_path_factory.mktemp("ddp")
         (workdir / "data").symlink_to(ROOT / "data")  # the configs name the bundled data relative to the working dir

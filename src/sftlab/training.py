@@ -11,6 +11,7 @@ collectives); only rank 0 prints, saves the adapter and writes ``metrics.json``.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -278,14 +279,20 @@ def peak_memory() -> dict[str, float | str]:
     }
 
 
-def end_data_parallel() -> None:
+def end_data_parallel(trainer: Trainer) -> None:
     """End DDP after the last collective (training, the final evaluation loss), all ranks together.
 
     Rank 0 then goes on alone (generation, scores, tracking) while the others exit; with the group gone nothing there
-    can wait on them. The barrier first: a gloo rank that tore its group down while rank 0 was still saving hung in
-    the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op for one process.
+    can wait on them. DDP's wrapper goes first: its reducer holds the process group, and when a garbage collection
+    freed it later, on rank 0 alone after the others had exited, the gloo group's teardown hung joining its threads
+    (seen in fresh-clone test runs). Then the barrier: a gloo rank that tore its group down while rank 0 was still saving
+    hung in the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op for one
+    process.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        trainer.model_wrapped = trainer.model
+        trainer.accelerator.free_memory()  # the accelerator's references to the wrapper, optimizer and loaders
+        gc.collect()
         # NCCL's barrier runs on a GPU: this rank's own, named so that it neither guesses nor warns.
         torch.distributed.barrier(device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None)
         torch.distributed.destroy_process_group()
@@ -395,5 +402,5 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         metrics["adapter_dir"] = str(adapter_dir)
     if main:
         rundir.write_json(setup.run_dir / rundir.METRICS, metrics)
-    end_data_parallel()
+    end_data_parallel(trainer)
     return metrics
