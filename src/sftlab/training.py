@@ -285,9 +285,9 @@ def end_data_parallel(trainer: Trainer) -> None:
     Rank 0 then goes on alone (generation, scores, tracking) while the others exit; with the group gone nothing there
     can wait on them. DDP's wrapper goes first: its reducer holds the process group, and when a garbage collection
     freed it later, on rank 0 alone after the others had exited, the gloo group's teardown hung joining its threads
-    (seen in fresh-clone test runs). Then the barrier: a gloo rank that tore its group down while rank 0 was still saving
-    hung in the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op for one
-    process.
+    (seen in fresh-clone test runs). Then the barrier: a gloo rank that tore its group down while rank 0 was still
+    saving hung in the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op
+    for one process.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         trainer.model_wrapped = trainer.model

@@ -14,3 +14,8 @@ def died_return(number: int, reason: str) -> JobReturn:
     failed = JobReturn(status=JobStatus.FAILED)
     failed.return_value = error
     return failed
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an error's message: what a one-line reason keeps of a long report."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")

@@ -33,7 +33,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.sftlab_gpu_launcher._died import died_return
+from hydra_plugins.sftlab_gpu_launcher._died import died_return, first_line
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,6 @@ class RayGpuLauncher(Launcher):
             try:
                 returns.append(ray.get(task))
             except ray.exceptions.RayError as error:  # its worker died: this job failed, the others run on
-                first_line = next((line for line in str(error).splitlines() if line.strip()), "")
-                returns.append(died_return(number, f"its Ray task died: {type(error).__name__}. {first_line}".strip()))
+                reason = f"its Ray task died: {type(error).__name__}. {first_line(error)}".strip()
+                returns.append(died_return(number, reason))
         return returns

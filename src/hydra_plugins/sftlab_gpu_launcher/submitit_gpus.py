@@ -28,7 +28,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
 )
 from omegaconf import OmegaConf
 
-from hydra_plugins.sftlab_gpu_launcher._died import died_return
+from hydra_plugins.sftlab_gpu_launcher._died import died_return, first_line
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class OneFailurePerJob(BaseSubmititLauncher):
         """A submitit executor for ``_EXECUTOR`` with Hydra's queue parameters, named as submitit names them."""
         import submitit
 
-        specific = {f"{self._EXECUTOR}_{key}": self.params[key] for key in ("max_num_timeout",) if key in self.params}
+        specific = {}
+        if "max_num_timeout" in self.params:  # the executor's, under its cluster's name
+            specific[f"{self._EXECUTOR}_max_num_timeout"] = self.params["max_num_timeout"]
         executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"], **specific)
         shared = set(OmegaConf.structured(BaseQueueConf).keys())
         executor.update_parameters(
@@ -74,8 +76,7 @@ class OneFailurePerJob(BaseSubmititLauncher):
             try:
                 returns.append(job.results()[0])
             except (UncompletedJobError, FailedJobError) as error:  # it died: this job failed, the others stand
-                first_line = next((line for line in str(error).splitlines() if line.strip()), "")
-                reason = f"its job {job.job_id} ended without a result: {first_line}".strip()
+                reason = f"its job {job.job_id} ended without a result: {first_line(error)}".strip()
                 returns.append(died_return(number, reason))
         return returns
 

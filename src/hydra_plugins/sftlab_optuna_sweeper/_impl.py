@@ -435,6 +435,7 @@ class OptunaSweep:
             f"sweep dir {self.sweep_dir}"
         )
 
+        design = design_keys is not None
         failed = ran = 0
         waiting_logged = False
         while True:
@@ -442,7 +443,6 @@ class OptunaSweep:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 fail_stale_trials(study)
             trials: list[Trial] = []
-            design = design_keys is not None
             while len(trials) < batch_size and (trial := claim(study, self.storage.storage, n_trials, design)):
                 trials.append(trial)
             if not trials:
