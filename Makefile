@@ -38,20 +38,22 @@ postgres:
 	scripts/install-postgres.sh
 
 train: $(INSTALLED)
-	$(BIN)/python -m sftlab.train trainer=quick eval=quick data.max_val_records=12 $(ARGS)
+	$(BIN)/python -m sftlab.train experiment=cpu_quick $(ARGS)
 
 # One training job over NPROC GPUs of this machine (DDP via torchrun): every rank trains, rank 0 writes and evaluates.
 NPROC ?= 2
 ddp: $(INSTALLED)
 	$(BIN)/torchrun --standalone --nproc_per_node $(NPROC) -m sftlab.train $(ARGS)
 
+# The import contracts (pyproject.toml, docs/architecture.md) first: a broken layer fails before any test runs.
 test: $(TEST_INSTALLED)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(ARGS)
 
 # An Optuna sweep of LoRA rank, learning rate and max sequence length (CPU schedule; SWEEP_DIR=... resumes one).
 SWEEP_DIR ?=
 sweep: $(INSTALLED)
-	$(BIN)/python -m sftlab.train -m hparams_search=lora_lr_seq trainer=quick eval=quick data.max_val_records=12 \
+	$(BIN)/python -m sftlab.train -m hparams_search=lora_lr_seq experiment=cpu_quick \
 		$(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
 
 # Every prompt format x 3 seeds, trained and evaluated on the embedded default (long on CPU: ~21 x 5 minutes).
@@ -60,7 +62,7 @@ ablation: $(INSTALLED)
 
 # A Taguchi L8 over seven prompt components, one seed, on the embedded default (8 runs of ~5 minutes on CPU).
 design: $(INSTALLED)
-	$(BIN)/python -m sftlab.train -m design=l8 trainer=quick eval=quick data.max_val_records=12 $(ARGS)
+	$(BIN)/python -m sftlab.train -m design=l8 experiment=cpu_quick $(ARGS)
 
 # Tables, significance and plots for a multirun dir (the newest one by default).
 DIR ?= $(lastword $(sort $(wildcard multirun/*/*)))
@@ -68,6 +70,7 @@ report: $(INSTALLED)
 	$(BIN)/python -m sftlab.report $(DIR) $(ARGS)
 
 lint: $(INSTALLED)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 

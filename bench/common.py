@@ -42,7 +42,7 @@ def build_random_llama(name: str, root: Path, max_position_embeddings: int | Non
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sftlab.models import build_tiny_tokenizer
+    from sftlab.models.loading import build_tiny_tokenizer
 
     shape = dict(ARCHITECTURES[name])
     if max_position_embeddings:

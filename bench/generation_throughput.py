@@ -31,9 +31,10 @@ def main() -> None:
     from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sftlab import data, evaluation
     from sftlab.config import register_configs
-    from sftlab.prompts import PromptFormat
+    from sftlab.data import records as data
+    from sftlab.data.prompts import PromptFormat
+    from sftlab.evaluation import translation as evaluation
 
     register_configs()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):

@@ -34,12 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TINY_SWEEP = [
     "model=tiny_random",
-    "trainer=quick",
+    "experiment=cpu_quick",
     "trainer.max_steps=4",
     "trainer.eval_steps=2",
     "trainer.eval_on_start=false",
     "trainer.save_steps=0",
-    "eval=quick",
     "eval.max_pairs_per_direction=2",
     "eval.max_new_tokens=8",
     "data.max_train_records=48",

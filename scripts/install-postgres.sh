@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's postgresql package for the tests that need a real PostgreSQL server (tests/postgres_server.py),
+# Installs Debian's postgresql package for the tests that need a real PostgreSQL server (tests/helpers/postgres_server.py),
 # unless its server binaries are already there. Never fails: without root or apt those tests are skipped instead.
 set -uo pipefail
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's SLURM daemons, client and munge for the test that runs sweeps through a real one-node SLURM
-# cluster (tests/slurm_cluster.py), unless they are already there. Never fails: without root or apt that test is
+# cluster (tests/helpers/slurm_cluster.py), unless they are already there. Never fails: without root or apt that test is
 # skipped instead.
 set -uo pipefail
 

@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from postgres_server import postgres_server
+from helpers.postgres_server import postgres_server
 from sftlab.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,11 @@ register_configs()
 # Fast settings for real runs of the tiny model: long enough for its byte-level tokenizer, a few steps.
 TINY_RUN = [
     "model=tiny_random",
-    "trainer=quick",
+    "experiment=cpu_quick",
     "trainer.max_seq_length=2048",
     "trainer.max_steps=4",
     "trainer.eval_steps=2",
     "trainer.save_steps=0",
-    "eval=quick",
     "eval.max_pairs_per_direction=2",
     "eval.max_new_tokens=8",
     "data.max_train_records=48",
@@ -85,7 +84,7 @@ def cache_dir() -> str:
 @pytest.fixture(scope="session")
 def tiny_model(cache_dir):
     """The tiny random Llama and its tokenizer, loaded with the framework's own loader."""
-    from sftlab import models
+    from sftlab.models import loading as models
 
     cfg = compose_train(["model=tiny_random"])
     path = models.model_path(cfg.model, cache_dir)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, compose_train, run_module
-from sftlab import data
-from sftlab.data import DataError
+from sftlab.data import records as data
+from sftlab.data.records import DataError
 
 TRAIN = sorted((ROOT / "data" / "reasoning").glob("train_*.jsonl"))
 VAL = sorted((ROOT / "data" / "reasoning").glob("val_*.jsonl"))

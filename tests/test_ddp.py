@@ -14,8 +14,8 @@ import pytest
 
 from conftest import ROOT, TINY_RUN
 from sftlab import rundir
-from sftlab.launch import launch_time
-from sftlab.training import data_parallel_note
+from sftlab.process import launch_time
+from sftlab.training.trainer import data_parallel_note
 
 # 2 ranks x per-device batch 2 x accumulation 2 = 8 sequences per step: 2 steps cover the 16 records exactly once.
 DDP_RUN = [

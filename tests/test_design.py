@@ -19,8 +19,9 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import ROOT, TINY_RUN
-from sftlab import design as design_lib
-from sftlab import design_analysis
+from sftlab.analysis import design_stats as design_analysis
+from sftlab.commands import design as design_cli
+from sftlab.designs import factorial as design_lib
 
 COMPONENTS = [
     "system",
@@ -249,6 +250,6 @@ def test_an_interrupted_l8_design_resumes_without_redoing_rows_and_is_analysed(t
     assert "p" in analysis.anova.columns and len(analysis.sn) == 8
     lines, files = design_analysis.report_section(sweep_dir, None)
     assert "## Factorial design" in lines and all(path.is_file() for path in files)
-    commands = design_analysis.confirm_commands(analysis, [42])
+    commands = design_cli.confirm_commands(analysis, [42])
     assert "-m" in commands[0] and "seed=42" in commands[0] and not any(c.startswith("design=") for c in commands[0])
     assert sum(c.startswith("prompt.components.") for c in commands[0]) == len(FACTORS)

@@ -7,7 +7,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from conftest import compose_train, run_module
 from sftlab import rundir
 from sftlab.errors import SftlabError
-from sftlab.evaluation import extract_response, score_predictions
+from sftlab.evaluation.translation import extract_response, score_predictions
 
 JA_REF = "信号トラブルのため、京都行きの電車は四十分遅れています。"
 JA_HYP = "信号のトラブルで、京都行きの電車は四十分遅れています。"
@@ -79,7 +79,7 @@ def test_response_extraction_stops_at_eos_and_at_the_next_tag():
 
 
 def test_unknown_objective_is_refused():
-    from sftlab.evaluation import objective_value
+    from sftlab.objectives import value as objective_value
 
     with pytest.raises(SftlabError, match="unknown eval.objective"):
         objective_value("meteor", {"macro": {}}, {})
@@ -89,7 +89,6 @@ def test_evaluate_cli_scores_a_trained_adapter(tiny_run, tmp_path):
     result = run_module(
         "sftlab.evaluate",
         "logger=none",
-        "eval=quick",
         "eval.max_pairs_per_direction=1",
         "eval.max_new_tokens=4",
         f"eval.adapter_dir={tiny_run / rundir.ADAPTER}",
@@ -120,8 +119,8 @@ def test_evaluate_cli_refuses_missing_and_foreign_adapters(tiny_run, tmp_path):
 
 
 def test_translation_requests_read_like_the_training_data():
-    from sftlab.data import TranslationPair
-    from sftlab.evaluation import translation_request
+    from sftlab.data.records import TranslationPair
+    from sftlab.evaluation.translation import translation_request
 
     request = compose_train().eval.request
     record = translation_request(TranslationPair("x", "你好", "こんにちは", "zh", "ja"), request)

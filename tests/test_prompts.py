@@ -12,9 +12,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_train
+from sftlab.data.prompts import PromptFormat, weave_keywords
 from sftlab.errors import SftlabError
-from sftlab.models import build_tiny_tokenizer
-from sftlab.prompts import PromptFormat, weave_keywords
+from sftlab.models.loading import build_tiny_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden"
 RECORDS = json.loads((GOLDEN / "records.json").read_text(encoding="utf-8"))

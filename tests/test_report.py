@@ -17,8 +17,9 @@ import yaml
 
 from conftest import ROOT, run_module
 from sftlab import rundir
-from sftlab.report import main, paired_bootstrap
-from sftlab.scoring import score_predictions
+from sftlab.analysis.significance import paired_bootstrap
+from sftlab.commands.report import main
+from sftlab.evaluation.scoring import score_predictions
 
 SHA = "a" * 64
 DIRECTIONS = {"ja-en": ("ja", "en"), "en-ja": ("en", "ja")}

@@ -1,8 +1,9 @@
 """``hydra/launcher=slurm_gpus`` (conf/hydra/launcher/slurm_gpus.yaml: Hydra's submitit config, sftlab's launcher in
 src/hydra_plugins/sftlab_gpu_launcher/submitit_gpus.py) on a real one-node SLURM cluster with two GPUs
-(tests/slurm_cluster.py): the Optuna sweeper's trials go out as SLURM jobs of one GPU each, two at a time, and SLURM
-hands each its own ``CUDA_VISIBLE_DEVICES``. A job that dies fails its own trial only, shown over submitit's local
-executor: the test cluster keeps no accounting, without which submitit cannot see a SLURM job die. The toy app
+(tests/helpers/slurm_cluster.py): the Optuna sweeper's trials go out as SLURM jobs of one GPU each, two at a time,
+and SLURM hands each its own ``CUDA_VISIBLE_DEVICES``. A job that dies fails its own trial only, shown over
+submitit's local executor: the test cluster keeps no accounting, without which submitit cannot see a SLURM job die.
+The toy app
 (tests/apps/crash_app.py) records the GPU it got, or kills its own process."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import crash_app_sweep
-from slurm_cluster import slurm_cluster
+from helpers.slurm_cluster import slurm_cluster
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from conftest import CONF, ROOT, TINY_RUN, crash_app_sweep, run_module
 from hydra_plugins.sftlab_optuna_sweeper._impl import finished_trials
 from hydra_plugins.sftlab_optuna_sweeper._storage import open_storage
 from sftlab import rundir
-from sftlab import trial as trial_contract
+from sftlab.sweep import trial as trial_contract
 
 STUDY = "lora_lr_seq"
 
@@ -373,24 +373,24 @@ class RecordingReporter:
 
 
 def test_training_reports_to_the_trial_in_its_environment_and_stops_when_pruned(monkeypatch):
-    from sftlab.training import TrialReporter
+    from sftlab.training.trainer import PruningCallback
 
-    callback = TrialReporter()
     metrics = {"eval_loss": 2.5}
-    callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)  # no sweep: no-op
-    assert not trial_contract.active()
+    assert trial_contract.current() is None  # no sweep: no reporter, no callback
 
     monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": False}))
+    callback = PruningCallback(trial_contract.current())
     callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)
     callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
-    assert trial_contract._reporter().reports == [(1, 2.5), (2, 2.5)]  # one connection for the job
+    assert trial_contract.current().reports == [(1, 2.5), (2, 2.5)]  # one connection for the job
 
     monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": True}))
+    callback = PruningCallback(trial_contract.current())
     callback.on_evaluate(None, SimpleNamespace(global_step=0, max_steps=4), None, metrics=metrics)  # step 0
     callback.on_evaluate(None, SimpleNamespace(global_step=4, max_steps=4), None, metrics=metrics)  # last step
     with pytest.raises(trial_contract.TrialPruned, match="pruned at step 2"):
         callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
-    assert trial_contract._reporter().reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
+    assert trial_contract.current().reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
 
 
 def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):

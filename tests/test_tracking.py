@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TINY_RUN, run_module
+from helpers.wandb_records import offline_runs, read_records, read_run
 from sftlab import tracking
 from sftlab.errors import SftlabError
-from wandb_records import offline_runs, read_records, read_run
 
 FAKE_KEY = "sftlabtest" * 4  # 40 characters, the length of a real key
 BASE_RUN = [arg for arg in TINY_RUN if not arg.startswith("logger=")]

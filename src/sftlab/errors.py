@@ -15,3 +15,7 @@ class TrainingFault(SftlabError):
     def __init__(self, message: str, interrupted: bool = False):
         super().__init__(message)
         self.interrupted = interrupted
+
+
+class TrialPruned(SftlabError):
+    """The sweep's pruner stopped this trial early; the sweeper records it as pruned, not failed."""

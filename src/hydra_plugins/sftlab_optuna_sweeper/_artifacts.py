@@ -21,7 +21,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
-from sftlab import rundir
+from sftlab.sweep import rundir
 
 from ._search_space import SearchSpace
 

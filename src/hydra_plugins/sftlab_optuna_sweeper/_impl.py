@@ -72,9 +72,9 @@ from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from sftlab import design as design_lib
-from sftlab import rundir
-from sftlab import trial as trial_contract
+from sftlab.sweep import TrialPruned, rundir
+from sftlab.sweep import designs as design_lib
+from sftlab.sweep import trial as trial_contract
 
 from . import _artifacts
 from . import _reporting as reporting
@@ -239,7 +239,7 @@ def job_outcome(ret: JobReturn) -> tuple[TrialState, float | None, dict[str, Any
     if value is None:
         failure_path = Path(run_dir) / rundir.FAILURE if run_dir else None
         failure = rundir.read_json(failure_path) if failure_path and failure_path.is_file() else None
-        pruned = failure is not None and failure.get("type") == trial_contract.TrialPruned.__name__
+        pruned = failure is not None and failure.get("type") == TrialPruned.__name__
         if failure is not None:
             attrs.update(reason=failure.get("message"), error_type=failure.get("type"))
         else:

@@ -7,7 +7,7 @@ are ``_target_`` nodes (groups ``hydra/sweeper/sampler`` and ``hydra/sweeper/pru
 instantiates itself, so it can shift a seeded sampler's seed when it resumes a study.
 
 Also registers the OmegaConf resolver ``${objective_direction:<objective>}``: ``minimize`` for a loss, ``maximize``
-for a translation score (``sftlab.config.objective_direction``).
+for a translation score (``sftlab.objectives.direction``).
 
 No ``from __future__ import annotations`` here: Hydra's plugin scan runs this module before it is in
 ``sys.modules``, where ``dataclass`` cannot resolve string annotations.
@@ -164,7 +164,7 @@ class SftlabOptunaSweeperConf:
 
 
 def _objective_direction(objective: str) -> str:
-    from sftlab.config import objective_direction
+    from sftlab.sweep import objective_direction
 
     return objective_direction(str(objective))
 

@@ -1,8 +1,8 @@
 """sacreBLEU scores of prediction rows: the metrics per target language, per direction and macro-averaged.
 
-Torch-free on purpose: ``sftlab.evaluation`` (generation) and ``sftlab.report`` (reads run dirs on a laptop) both
-score with these, and the report must not pull in torch. BLEU tokenizes by the target language (``ja-mecab`` for
-Japanese, ``zh`` for Chinese, ``13a`` otherwise); chrF and chrF++ need no tokenizer.
+Torch-free on purpose: ``sftlab.evaluation.translation`` (generation) and ``sftlab.analysis`` (reads run dirs on a
+laptop) both score with these, and the report must not pull in torch. BLEU tokenizes by the target language
+(``ja-mecab`` for Japanese, ``zh`` for Chinese, ``13a`` otherwise); chrF and chrF++ need no tokenizer.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from sftlab.objectives import SCORES
+
 BLEU_TOKENIZERS = {"ja": "ja-mecab", "zh": "zh"}
-SCORES = ("bleu", "chrf", "chrf_pp")  # macro translation scores, maximised
-LOSS_OBJECTIVES = ("eval_loss", "train_loss")  # read from metrics.json, minimised
-OBJECTIVES = (*SCORES, *LOSS_OBJECTIVES)  # what eval.objective may name
 
 
 def metrics_for(target_lang: str) -> dict[str, Any]:

@@ -20,16 +20,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from sftlab import rundir, trial
-from sftlab.errors import SftlabError, TrainingFault
-from sftlab.prompts import PromptFormat, prompt_token_ids
+from sftlab import rundir
+from sftlab.data.prompts import PromptFormat, prompt_token_ids
+from sftlab.errors import SftlabError, TrainingFault, TrialPruned
 
 
 @dataclass
@@ -148,20 +148,33 @@ class StepReporter(TrainerCallback):
             self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
 
 
-class TrialReporter(TrainerCallback):
-    """Reports each evaluation loss to the sweep's current trial (``sftlab.trial``) and stops a trial it prunes.
+class Reporter(Protocol):
+    """A sweep trial as training sees it (``sftlab.sweep.trial``): report a loss, ask whether to stop."""
 
-    A no-op outside a sweep. No pruning decision before the first step or after the last one: the step-0 loss says
-    nothing about the trial, and a finished training is worth its evaluation.
+    def report(self, step: int, value: float) -> None: ...
+
+    def should_prune(self) -> bool: ...
+
+
+class PruningCallback(TrainerCallback):
+    """Reports each evaluation loss to a sweep trial and stops the training its pruner gives up on.
+
+    No pruning decision before the first step or after the last one: the step-0 loss says nothing about the trial,
+    and a finished training is worth its evaluation.
     """
 
+    REPORTED = "eval_loss"  # lower is better, whatever the sweep's objective
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        value = (metrics or {}).get(trial.REPORTED)
-        if value is None or not trial.active():
+        value = (metrics or {}).get(self.REPORTED)
+        if value is None:
             return
-        trial.report(state.global_step, float(value))
-        if 0 < state.global_step < state.max_steps and trial.should_prune():
-            raise trial.TrialPruned(f"pruned at step {state.global_step}: {trial.REPORTED} {float(value):.4f}")
+        self.reporter.report(state.global_step, float(value))
+        if 0 < state.global_step < state.max_steps and self.reporter.should_prune():
+            raise TrialPruned(f"pruned at step {state.global_step}: {self.REPORTED} {float(value):.4f}")
 
 
 @dataclass
@@ -330,7 +343,7 @@ def run_training(setup: TrainingSetup) -> dict[str, Any]:
         train_dataset=train.dataset,
         eval_dataset=val.dataset if val is not None else None,
         processing_class=setup.tokenizer,
-        callbacks=[FaultGuard(), TrialReporter(), *setup.callbacks],
+        callbacks=[FaultGuard(), *setup.callbacks],
     )
     main = trainer.is_world_process_zero()
     world_size = trainer.args.world_size

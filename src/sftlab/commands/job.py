@@ -20,7 +20,7 @@ from hydra.types import RunMode
 
 from sftlab import rundir
 from sftlab.errors import SftlabError, TrainingFault
-from sftlab.launch import this_process
+from sftlab.process import this_process
 
 
 def _record_failure(run_dir: Path, error: BaseException) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from sftlab.data import files_sha256
-from sftlab.launch import this_process
+from sftlab.data.records import files_sha256
+from sftlab.process import this_process
 
 PACKAGES = (
     "sftlab",

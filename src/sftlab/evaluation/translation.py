@@ -15,10 +15,10 @@ import torch
 from tqdm.auto import tqdm
 
 from sftlab import rundir
-from sftlab.data import TranslationPair
-from sftlab.errors import SftlabError
-from sftlab.prompts import PromptFormat, prompt_token_ids
-from sftlab.scoring import LOSS_OBJECTIVES, OBJECTIVES, SCORES, score_predictions
+from sftlab.data.prompts import PromptFormat, prompt_token_ids
+from sftlab.data.records import TranslationPair
+from sftlab.evaluation.scoring import score_predictions
+from sftlab.objectives import SCORES
 
 STOP_MARKER = "<|"  # every section tag of the template formats starts with it
 
@@ -155,20 +155,6 @@ def evaluate_translations(
     rundir.write_jsonl(run_dir / rundir.PREDICTIONS, predictions)
     rundir.write_json(run_dir / rundir.EVAL, scores)
     return scores, predictions
-
-
-def objective_value(objective: str, scores: dict[str, Any] | None, metrics: dict[str, Any] | None) -> float:
-    """The number a sweep optimises: a macro translation score, or the final evaluation / training loss."""
-    if objective in LOSS_OBJECTIVES:
-        value = (metrics or {}).get(objective)
-        if value is None:
-            raise SftlabError(f"eval.objective={objective}: the run recorded none (eval_loss needs a validation split)")
-        return float(value)
-    if objective not in SCORES:
-        raise SftlabError(f"unknown eval.objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
-    if scores is None:
-        raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
-    return float(scores["macro"][objective])
 
 
 def print_scores(scores: dict[str, Any]) -> None:

@@ -17,15 +17,12 @@ evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per 
   (grand mean plus each factor's best-level deviation), with Taguchi's confirmation interval
   ``sqrt(F(1, df_e) * V_e * (1/n_eff + 1/r))``, ``n_eff = N / (1 + factors' df)``, r the confirmation runs.
 
-``confirm`` prints (and runs) the training of that combination and compares measured against predicted. No torch.
+``sftlab design confirm`` (``sftlab.commands.design``) trains that combination and compares. No torch.
 """
 
 from __future__ import annotations
 
 import math
-import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sftlab import design as design_lib
-from sftlab import report as report_lib
-from sftlab.config import objective_direction
-from sftlab.scoring import SCORES
+from sftlab.analysis.runs import Job, find_jobs, objective_of
+from sftlab.analysis.tables import markdown_table
+from sftlab.designs import factorial as design_lib
+from sftlab.errors import SftlabError
+from sftlab.objectives import SCORES
+from sftlab.objectives import direction as objective_direction
 
 ALPHA = 0.05
 MIN_ERROR_DF = 2
@@ -44,8 +43,6 @@ EFFECTS_CSV = "design_effects.csv"
 ANOVA_CSV = "design_anova.csv"
 SN_CSV = "design_sn.csv"
 EFFECTS_PLOT = "design_main_effects.png"
-CONFIRM_DIR = "confirm"
-DROP_FROM_CONFIRM = ("design", "hparams_search", "seed")
 
 
 @dataclass
@@ -92,7 +89,7 @@ def _level(value: Any) -> bool | None:
     return None
 
 
-def varying_components(jobs: list[report_lib.Job], prefix: str = design_lib.PREFIX) -> list[str]:
+def varying_components(jobs: list[Job], prefix: str = design_lib.PREFIX) -> list[str]:
     """The two-level switches under ``prefix`` whose value differs across the jobs, in config order."""
     names: list[str] = []
     for job in jobs:
@@ -114,15 +111,15 @@ def _node(config: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _direction_scores(job: report_lib.Job, metric: str) -> list[float]:
+def _direction_scores(job: Job, metric: str) -> list[float]:
     directions = (job.scores or {}).get("directions") or {}
     return [float(entry[metric]) for entry in directions.values() if metric in entry]
 
 
-def collect(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The design's runs as a frame (None when the sweep dir is no design), and what was found about it."""
     found = design_lib.read(sweep_dir)
-    jobs = jobs if jobs is not None else report_lib.find_jobs(sweep_dir)
+    jobs = jobs if jobs is not None else find_jobs(sweep_dir)
     if found is not None:
         design, data = found
         factors, prefix = list(design.factors), design.prefix
@@ -137,7 +134,7 @@ def collect(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> tuple[
     rows = []
     skipped = []
     for job in jobs:
-        objective, value = report_lib.objective_of(job)
+        objective, value = objective_of(job)
         levels = {factor: _level(_node(job.config, f"{prefix}.{factor}")) for factor in factors}
         if value is None or any(level is None for level in levels.values()):
             skipped.append(job.name)
@@ -261,7 +258,7 @@ def sn_effects(sn: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> DesignAnalysis | None:
+def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | None:
     """The analysis of the design in ``sweep_dir``, or None when it holds no design."""
     from scipy import stats
 
@@ -275,7 +272,7 @@ def analyse(sweep_dir: Path, jobs: list[report_lib.Job] | None = None) -> Design
         return None
     objectives = set(runs["objective"])
     if len(objectives) > 1:
-        raise report_lib.SftlabError(f"design runs optimised different objectives: {sorted(objectives)}")
+        raise SftlabError(f"design runs optimised different objectives: {sorted(objectives)}")
     objective = objectives.pop()
     maximize = objective_direction(objective) == "maximize"
     if meta["skipped"]:
@@ -397,15 +394,15 @@ def render(analysis: DesignAnalysis, plot: Path | None) -> list[str]:
         best_level=a.effects["best_level"].map(lambda v: str(v).lower()),
     )[["factor", "mean_false", "mean_true", "effect", "ci", "best_level"]]
     effects.columns = ["factor", "mean at false", "mean at true", "effect (true - false)", "95% CI", "best level"]
-    parts += ["### Main effects", "", report_lib.markdown_table(effects.map(_fmt)), ""]
+    parts += ["### Main effects", "", markdown_table(effects.map(_fmt)), ""]
     anova = a.anova.copy()
-    parts += ["### ANOVA (type II)", "", report_lib.markdown_table(anova.map(_fmt)), ""]
+    parts += ["### ANOVA (type II)", "", markdown_table(anova.map(_fmt)), ""]
     sn = a.sn_effects.assign(best_level=a.sn_effects["best_level"].map(lambda v: str(v).lower()))
     kind = "larger" if a.maximize else "smaller"
     parts += [
         f"### Signal-to-noise ({kind}-the-better, dB, per row over seeds and directions)",
         "",
-        report_lib.markdown_table(sn.map(_fmt)),
+        markdown_table(sn.map(_fmt)),
         "",
     ]
     interval = "" if a.interval is None else f" ± {a.interval:.3f} (95%, one confirmation run)"
@@ -421,7 +418,7 @@ def render(analysis: DesignAnalysis, plot: Path | None) -> list[str]:
     return parts
 
 
-def report_section(sweep_dir: Path, jobs: list[report_lib.Job]) -> tuple[list[str], list[Path]]:
+def report_section(sweep_dir: Path, jobs: list[Job]) -> tuple[list[str], list[Path]]:
     """The hook ``sftlab.report`` calls: markdown lines and the files written (empty when no design)."""
     analysis = analyse(sweep_dir, jobs)
     if analysis is None or not analysis.factors:
@@ -435,65 +432,3 @@ def report_section(sweep_dir: Path, jobs: list[report_lib.Job]) -> tuple[list[st
 
 
 # ---------------------------------------------------------------------------------------------------- confirm
-
-
-def confirm_commands(analysis: DesignAnalysis, seeds: list[int]) -> list[list[str]]:
-    """One ``python -m sftlab.train`` command per seed: the design's fixed overrides, the best levels."""
-    jobs = report_lib.find_jobs(analysis.sweep_dir)
-    first = next((job for job in jobs if job.name in set(analysis.runs["job"])), jobs[0])
-    keys = {f"{analysis.prefix}.{f}" for f in (analysis.design.factors if analysis.design else analysis.factors)}
-    base = []
-    for line in first.overrides:
-        key = line.split("=", 1)[0].lstrip("+~")
-        if key in keys or key in DROP_FROM_CONFIRM or key.startswith("hydra"):
-            continue
-        base.append(line)
-    best = [f"{analysis.prefix}.{factor}={str(level).lower()}" for factor, level in analysis.best.items()]
-    out = analysis.sweep_dir / CONFIRM_DIR
-    return [
-        [sys.executable, "-m", "sftlab.train", *base, *best, f"seed={seed}", f"hydra.run.dir={out / f'seed_{seed}'}"]
-        for seed in seeds
-    ]
-
-
-def confirm(sweep_dir: Path, run: bool = False, metric: str | None = None, seeds: list[int] | None = None) -> int:
-    """Print (and with ``run``, run) the predicted best combination; compare measured with predicted."""
-    analysis = analyse(Path(sweep_dir))
-    if analysis is None:
-        print(f"error: {sweep_dir}: no design (no design.json and no varying prompt components)", file=sys.stderr)
-        return 1
-    seeds = seeds or [int(s) for s in (analysis.design_json or {}).get("seeds") or sorted(set(analysis.runs["seed"]))]
-    commands = confirm_commands(analysis, seeds)
-    interval = analysis.confirmation_interval(len(seeds))
-    band = "" if interval is None else f" ± {interval:.3f} (95% confirmation interval, {len(seeds)} run(s))"
-    print(f"predicted best: {_levels(analysis.best)}")
-    print(f"predicted {analysis.objective}: {analysis.predicted:.4f}{band}")
-    for command in commands:
-        print(" ".join(shlex.quote(part) for part in ["python", *command[1:]]))
-    if not run:
-        return 0
-    values = []
-    for command in commands:
-        result = subprocess.run(command, check=False)
-        run_dir = Path(command[-1].split("=", 1)[1])
-        job = report_lib.load_job(run_dir)
-        _, value = report_lib.objective_of(job)
-        if result.returncode != 0 or value is None:
-            print(f"error: confirmation run {run_dir} failed (exit {result.returncode})", file=sys.stderr)
-            return 1
-        values.append(value)
-    measured = float(np.mean(values))
-    print(
-        f"measured {analysis.objective}: {measured:.4f} over {len(values)} run(s) (predicted {analysis.predicted:.4f})"
-    )
-    if interval is None:
-        print("no confirmation interval (no error degrees of freedom): compare by eye")
-    elif abs(measured - analysis.predicted) <= interval:
-        print("confirmed: the measured value lies within the confirmation interval (the additive model holds)")
-    else:
-        print("NOT confirmed: outside the confirmation interval (interactions, or a noisy estimate)")
-    report_lib.rundir.write_json(
-        analysis.sweep_dir / CONFIRM_DIR / "confirm.json",
-        {"best": analysis.best, "predicted": analysis.predicted, "interval": interval, "measured": values},
-    )
-    return 0

@@ -3,9 +3,9 @@
 A sweeper puts a JSON spec of the job's trial in the environment variable :data:`ENV` (through Hydra's
 ``hydra.job.env_set``, so it reaches the job whichever launcher runs it: this process, a joblib worker, a Ray task, a
 SLURM job). The spec names a ``module:function`` (its ``connect`` key) that turns it into a :class:`Reporter`; the
-first report imports and calls it, so this module stays free of Optuna. Training reports its evaluation loss through
-:func:`report` and raises :class:`TrialPruned` when :func:`should_prune` says so. Without the variable (a single run)
-both are no-ops.
+first call of :func:`current` imports and calls it, so this module stays free of Optuna. The entry point hands that
+reporter to training, which reports its evaluation loss and raises :class:`TrialPruned` when the reporter says to
+prune. Without the variable (a single run) there is no reporter.
 
 The reported value is always ``eval_loss`` (:data:`REPORTED`), lower is better, whatever the sweep's objective:
 the sweeper makes its pruner compare losses as losses when the study maximises a translation score.
@@ -19,7 +19,9 @@ import json
 import os
 from typing import Protocol
 
-from sftlab.errors import SftlabError
+from sftlab.errors import TrialPruned
+
+__all__ = ["ENV", "REPORTED", "Reporter", "TrialPruned", "current"]
 
 ENV = "SFTLAB_TRIAL"
 REPORTED = "eval_loss"  # the intermediate value handed to the sweep; minimised
@@ -31,14 +33,10 @@ class Reporter(Protocol):
     def should_prune(self) -> bool: ...
 
 
-class TrialPruned(SftlabError):
-    """The sweep's pruner stopped this trial early; the sweeper records it as pruned, not failed."""
-
-
 _connected: tuple[str, Reporter] | None = None  # the spec last connected, and its reporter
 
 
-def _reporter() -> Reporter | None:
+def current() -> Reporter | None:
     """The reporter for the spec in :data:`ENV`, connected once per spec (a process may run several jobs)."""
     global _connected
     spec = os.environ.get(ENV)
@@ -49,20 +47,3 @@ def _reporter() -> Reporter | None:
         module, _, function = fields["connect"].partition(":")
         _connected = (spec, getattr(importlib.import_module(module), function)(fields))
     return _connected[1]
-
-
-def active() -> bool:
-    return bool(os.environ.get(ENV))
-
-
-def report(step: int, value: float) -> None:
-    """Hand ``value`` of :data:`REPORTED` at optimizer step ``step`` to the current trial, if any."""
-    reporter = _reporter()
-    if reporter is not None:
-        reporter.report(step, value)
-
-
-def should_prune() -> bool:
-    """Whether the current trial's pruner gives up on it after the last report; False outside a sweep."""
-    reporter = _reporter()
-    return reporter is not None and reporter.should_prune()

@@ -1,0 +1,89 @@
+"""``python -m sftlab.report MULTIRUN_DIR``: the report of one multirun (see ``sftlab.analysis.report``).
+
+python -m sftlab.report multirun/2026-11-26/10-00-00
+python -m sftlab.report multirun/2026-11-26/10-00-00 --baseline alpaca --metric bleu --resamples 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from sftlab.analysis.report import (
+    DEFAULT_BASELINE,
+    METRIC_LABELS,
+    Report,
+    build_report,
+    cell,
+    counts_line,
+    write_report,
+)
+from sftlab.analysis.runs import missing_reason
+from sftlab.errors import SftlabError
+from sftlab.objectives import SCORES
+
+
+def print_summary(report: Report, written: list[Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    label = METRIC_LABELS[report.metric]
+    table = Table(title=f"macro {label} by system (baseline {report.baseline})")
+    for column in ("system", "runs", f"macro {label}", "vs baseline (directions)"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    macro = report.summary[report.summary["direction"] == "macro"]
+    for _, row in macro.iterrows():
+        outcomes = report.outcomes[report.outcomes["system"] == row["system"]] if not report.outcomes.empty else None
+        if row["format"] == report.baseline:
+            against = "baseline"
+        elif outcomes is None or outcomes.empty:
+            against = "not tested"
+        else:
+            against = ", ".join(f"{count} {name}" for name, count in Counter(outcomes["verdict"]).items())
+        score = cell(row[f"{report.metric}_mean"], row[f"{report.metric}_std"], False)
+        table.add_row(Text(row["system"]), str(row["runs"]), score, against)  # Text: "[lora.r=8]" is no markup
+    console.print(table)
+    lines = [counts_line(report)]
+    lines += [
+        f"  failed: job {job.name} ({job.format}): {(job.failure or {}).get('message', '?')}" for job in report.failed
+    ]
+    lines += [f"  missing: job {job.name} ({job.format}): {missing_reason(job)}" for job in report.missing]
+    lines.append("written: " + ", ".join(str(path) for path in written))
+    for line in lines:
+        console.print(line, markup=False)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sftlab.report",
+        description="Compare the prompt formats (and sweep trials) of one multirun: report.md, report.csv, plots.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a Hydra multirun (or Optuna sweep) dir with job dirs 0/, 1/, ...")
+    parser.add_argument("--baseline", help=f"prompt format to test against (default {DEFAULT_BASELINE} if present)")
+    parser.add_argument("--metric", default="chrf", choices=SCORES, help="score to rank, test and plot (chrf)")
+    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default: eval.bootstrap_resamples)")
+    parser.add_argument("--test-set", help="sha256 prefix: report only the runs scored on that test set")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = build_report(args.sweep_dir, args.baseline, args.metric, args.resamples, args.test_set)
+        written = write_report(report)
+    except SftlabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # e.g. a read-only multirun dir
+        print(f"error: cannot write the report: {error}", file=sys.stderr)
+        return 1
+    print_summary(report, written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Two-level factorial designs over the prompt's components (full, fractional, Taguchi)."""

@@ -1,0 +1,1 @@
+"""Batched generation of translations and their sacreBLEU scores."""

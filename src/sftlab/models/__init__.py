@@ -1,0 +1,1 @@
+"""Which backend runs, the base model and its tokenizer, LoRA adapters."""
