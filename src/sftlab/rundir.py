@@ -31,6 +31,9 @@ SWEEP_TRIALS = "trials.csv"
 SWEEP_HISTORY_PLOT = "optimization_history.png"
 SWEEP_IMPORTANCE_PLOT = "param_importances.png"
 SWEEP_BEST_OVERRIDES = "best_overrides.yaml"
+SWEEP_PARETO = "pareto_front.csv"  # a multi-objective sweep's non-dominated trials
+SWEEP_PARETO_PLOT = "pareto_front.png"
+SWEEP_DESIGN = "design.json"
 
 
 def write_json(path: str | Path, value: Any) -> Path:

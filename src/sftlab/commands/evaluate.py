@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sftlab import objectives, rundir
 from sftlab.commands.job import entry_point
 from sftlab.config import ModelConfig, PromptConfig, register_configs
-from sftlab.data import records as data
+from sftlab.data.records import load_translation_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.backends import resolve_backend
 
@@ -50,7 +50,7 @@ def evaluate_task(cfg: DictConfig, run_dir: Path) -> float:
     from sftlab.evaluation import translation as evaluation
     from sftlab.models import loading as models
 
-    pairs = data.load_translation_pairs(cfg.eval.test_file, cfg.eval.directions, cfg.eval.max_pairs_per_direction)
+    pairs = load_translation_pairs(cfg.eval.test_file, cfg.eval.directions, cfg.eval.max_pairs_per_direction)
     precision = models.resolve_precision(cfg.trainer.precision)
     path = models.model_path(cfg.model, cfg.cache_dir)
     model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)

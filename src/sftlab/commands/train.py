@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from sftlab import objectives, rundir
 from sftlab.commands.job import entry_point
 from sftlab.config import register_configs
-from sftlab.data import records as data
+from sftlab.data.splits import load_splits, load_test_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.backends import resolve_backend, use_device
 from sftlab.process import this_process
@@ -37,26 +37,6 @@ def check_objective(cfg: DictConfig) -> None:
         raise SftlabError("eval.objective=eval_loss needs trainer.eval_steps > 0")
     if not objective.endswith("_loss") and not cfg.eval.enabled:
         raise SftlabError(f"eval.objective={objective} needs the translation evaluation (eval.enabled=true)")
-
-
-def load_splits(cfg: DictConfig) -> tuple[list[dict], list[dict]]:
-    """Validated training and validation records as plain dicts, filtered and capped as configured."""
-    train = data.load_records(cfg.data.train_files)
-    if cfg.data.val_files:
-        val = data.load_records(cfg.data.val_files)
-    else:
-        train, val = data.split_records(train, cfg.data.val_fraction, cfg.seed)
-    if cfg.data.languages:
-        unknown = set(cfg.data.languages) - set(data.LANGUAGES)
-        if unknown:
-            raise SftlabError(f"data.languages: unknown language(s) {', '.join(sorted(unknown))}")
-        train = [r for r in train if r.language in cfg.data.languages]
-        val = [r for r in val if r.language in cfg.data.languages]
-    train = train[: cfg.data.max_train_records] if cfg.data.max_train_records else train
-    val = val[: cfg.data.max_val_records] if cfg.data.max_val_records else val
-    if not train:
-        raise SftlabError("no training records left after data.languages / data.max_train_records")
-    return [r.as_dict() for r in train], [r.as_dict() for r in val]
 
 
 def sweep_context() -> dict[str, Any]:
@@ -107,12 +87,8 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
     from sftlab.training import provenance
     from sftlab.training import trainer as training
 
-    train_records, val_records = load_splits(cfg)
-    pairs = (
-        data.load_translation_pairs(cfg.eval.test_file, cfg.eval.directions, cfg.eval.max_pairs_per_direction)
-        if cfg.eval.enabled
-        else []
-    )
+    train_records, val_records = load_splits(cfg.data, cfg.seed)
+    pairs = load_test_pairs(cfg.eval)
     precision = models.resolve_precision(cfg.trainer.precision)
     path = models.model_path(cfg.model, cfg.cache_dir)
     data_files = [*cfg.data.train_files, *cfg.data.val_files]

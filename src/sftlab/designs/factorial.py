@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-DESIGN_JSON = "design.json"
+from sftlab import rundir
+
 PREFIX = "prompt.components"
 KINDS = ("full", "fractional", "taguchi")
 # Two-level arrays by short name; L12 is Plackett-Burman.
@@ -368,14 +369,14 @@ def seeds_of(spec: dict[str, Any] | Any, default: int) -> list[int]:
 
 
 def write(design: Design, seeds: list[int], sweep_dir: Path) -> Path:
-    path = Path(sweep_dir) / DESIGN_JSON
+    path = Path(sweep_dir) / rundir.SWEEP_DESIGN
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(design.to_json(seeds), indent=2) + "\n", encoding="utf-8")
     return path
 
 
 def read(sweep_dir: Path) -> tuple[Design, dict[str, Any]] | None:
-    path = Path(sweep_dir) / DESIGN_JSON
+    path = Path(sweep_dir) / rundir.SWEEP_DESIGN
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))

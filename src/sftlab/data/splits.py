@@ -1,0 +1,34 @@
+"""The records a run trains and validates on, and the test pairs it is scored on, as the config selects them."""
+
+from __future__ import annotations
+
+from sftlab.config import DataConfig, EvalConfig
+from sftlab.data.records import LANGUAGES, TranslationPair, load_records, load_translation_pairs, split_records
+from sftlab.errors import SftlabError
+
+
+def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
+    """Validated training and validation records as plain dicts, filtered and capped as configured."""
+    train = load_records(data.train_files)
+    if data.val_files:
+        val = load_records(data.val_files)
+    else:
+        train, val = split_records(train, data.val_fraction, seed)
+    if data.languages:
+        unknown = set(data.languages) - set(LANGUAGES)
+        if unknown:
+            raise SftlabError(f"data.languages: unknown language(s) {', '.join(sorted(unknown))}")
+        train = [r for r in train if r.language in data.languages]
+        val = [r for r in val if r.language in data.languages]
+    train = train[: data.max_train_records] if data.max_train_records else train
+    val = val[: data.max_val_records] if data.max_val_records else val
+    if not train:
+        raise SftlabError("no training records left after data.languages / data.max_train_records")
+    return [r.as_dict() for r in train], [r.as_dict() for r in val]
+
+
+def load_test_pairs(eval_cfg: EvalConfig) -> list[TranslationPair]:
+    """The translation test pairs to score, or none when the evaluation is off."""
+    if not eval_cfg.enabled:
+        return []
+    return load_translation_pairs(eval_cfg.test_file, eval_cfg.directions, eval_cfg.max_pairs_per_direction)
