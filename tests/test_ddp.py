@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, TINY_RUN
 from sftlab import rundir
 from sftlab.process import launch_time
-from sftlab.training.trainer import data_parallel_note
+from sftlab.training.parallel import data_parallel_note
 
 # 2 ranks x per-device batch 2 x accumulation 2 = 8 sequences per step: 2 steps cover the 16 records exactly once.
 DDP_RUN = [
@@ -68,7 +68,7 @@ def torchrun(*args: str, cwd: Path, timeout: int = 150) -> subprocess.CompletedP
 def ddp_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """A DDP run in a fresh working dir, so Hydra's default run dir (outputs/DATE/TIME) is the one under test."""
     # Launches of fresh-clone runs trained, evaluated and wrote every file, then rank 0 did not exit: its gloo group's
-    # teardown hung (sftlab.training.end_data_parallel now frees DDP's hold on the group first). Should a CPU gloo /
+    # teardown hung (training.parallel.end_data_parallel now frees DDP's hold on the group first). Should a CPU gloo /
     # torchrun teardown hang again, it is told apart from a failure and gets one more launch; a second hang fails.
     for attempt in (1, 2):
         workdir = tmp_path_factory.mktemp("ddp")

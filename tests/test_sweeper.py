@@ -373,7 +373,7 @@ class RecordingReporter:
 
 
 def test_training_reports_to_the_trial_in_its_environment_and_stops_when_pruned(monkeypatch):
-    from sftlab.training.trainer import PruningCallback
+    from sftlab.training.callbacks import PruningCallback
 
     metrics = {"eval_loss": 2.5}
     assert trial_contract.current() is None  # no sweep: no reporter, no callback

@@ -9,7 +9,7 @@ from conftest import TINY_RUN, compose_train, run_module
 from sftlab import rundir
 from sftlab.data import records as data
 from sftlab.data.prompts import PromptFormat
-from sftlab.training.trainer import tokenize_split
+from sftlab.training.tokenize import tokenize_split
 
 
 @pytest.fixture(scope="module")

@@ -86,6 +86,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
     from sftlab.models import loading as models
     from sftlab.training import provenance
     from sftlab.training import trainer as training
+    from sftlab.training.callbacks import PruningCallback, StepReporter
 
     train_records, val_records = load_splits(cfg.data, cfg.seed)
     pairs = load_test_pairs(cfg.eval)
@@ -102,7 +103,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
     peft_model = models.add_lora(model, cfg.lora, backend, cfg.trainer.gradient_checkpointing, cfg.seed)
     sweep = sweep_context()
     reporter = trial.current()
-    pruning = [training.PruningCallback(reporter)] if reporter is not None else []
+    pruning = [PruningCallback(reporter)] if reporter is not None else []
     tracker = (
         create_tracker(
             cfg.logger,
@@ -130,7 +131,7 @@ def train_task(cfg: DictConfig, run_dir: Path) -> float | None:
                 precision=precision,
                 run_dir=run_dir,
                 backend=backend,
-                callbacks=[training.StepReporter(tracker.log), *pruning],
+                callbacks=[StepReporter(tracker.log), *pruning],
             )
         )
         if not process.is_main:  # its part is done: the process group is gone, rank 0 evaluates alone

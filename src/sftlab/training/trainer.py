@@ -1,8 +1,4 @@
-"""Supervised fine-tuning with TRL's SFTTrainer: tokenized splits, the trainer, faults and the run's outputs.
-
-Records are rendered and tokenized here (not by SFTTrainer) so truncation can be counted and reported, and so a
-sweep reuses one tokenization per (tokenizer, prompt format, max length, data). The dataset handed to SFTTrainer
-carries ``input_ids`` and ``completion_mask``, the processed form both TRL 1.15 and 1.16 accept.
+"""Supervised fine-tuning with TRL's SFTTrainer: the trainer's settings, the run, its faults and its metrics.
 
 Under torchrun / accelerate launch every rank runs this module with the same records; the Trainer gives each rank
 its share of every batch and averages the gradients (DDP). Every rank trains and evaluates the loss (those hold
@@ -11,104 +7,22 @@ collectives); only rank 0 prints, saves the adapter and writes ``metrics.json``.
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import json
-import math
 import resource
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from datasets import Dataset
 from transformers import Trainer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from sftlab import rundir
-from sftlab.data.prompts import PromptFormat, prompt_token_ids
-from sftlab.errors import SftlabError, TrainingFault, TrialPruned
-
-
-@dataclass
-class TokenizedSplit:
-    dataset: Dataset
-    records: int
-    truncated: int  # records cut at max_length
-    dropped: int  # records whose prompt alone filled max_length (no completion token left to learn)
-    tokens: int
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "records": self.records,
-            "truncated": self.truncated,
-            "dropped": self.dropped,
-            "tokens": self.tokens,
-        }
-
-
-_tokenized: dict[str, TokenizedSplit] = {}
-
-
-def _cache_key(tokenizer: Any, prompt_format: PromptFormat, max_length: int, records: Sequence[dict]) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}|{prompt_format.fingerprint}".encode())
-    digest.update(json.dumps(list(records), ensure_ascii=False, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
-def tokenize_split(
-    records: Sequence[dict],
-    prompt_format: PromptFormat,
-    tokenizer: Any,
-    max_length: int,
-    completion_only_loss: bool,
-    name: str,
-) -> TokenizedSplit:
-    """Render, tokenize and truncate records; cached within the process."""
-    key = _cache_key(tokenizer, prompt_format, max_length, records) + str(completion_only_loss)
-    if key in _tokenized:
-        return _tokenized[key]
-
-    def encode(record: dict) -> dict[str, Any]:
-        example = prompt_format.render(record)
-        prompt_ids = prompt_token_ids(tokenizer, example.prompt)
-        completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
-        input_ids = (prompt_ids + completion_ids)[:max_length]
-        learn = (
-            [0] * len(prompt_ids) + [1] * len(completion_ids)
-            if completion_only_loss
-            else [1] * (len(prompt_ids) + len(completion_ids))
-        )
-        return {
-            "input_ids": input_ids,
-            "completion_mask": learn[:max_length],
-            "full_length": len(prompt_ids) + len(completion_ids),
-        }
-
-    dataset = Dataset.from_list(list(records)).map(
-        encode, remove_columns=list(records[0].keys()), desc=f"Tokenizing {name} ({prompt_format.name})"
-    )
-    truncated = sum(1 for n in dataset["full_length"] if n > max_length)
-    kept = dataset.filter(lambda example: any(example["completion_mask"]), desc=f"Dropping empty {name} records")
-    kept = kept.remove_columns(["full_length"])
-    split = TokenizedSplit(
-        dataset=kept,
-        records=len(dataset),
-        truncated=truncated,
-        dropped=len(dataset) - len(kept),
-        tokens=sum(len(ids) for ids in kept["input_ids"]),
-    )
-    if len(kept) == 0:
-        raise SftlabError(
-            f"every {name} record was dropped: the prompts alone exceed trainer.max_seq_length={max_length}"
-        )
-    if len(_tokenized) >= 8:
-        _tokenized.pop(next(iter(_tokenized)))
-    _tokenized[key] = split
-    return split
+from sftlab.data.prompts import PromptFormat
+from sftlab.errors import TrainingFault
+from sftlab.training.callbacks import FaultGuard
+from sftlab.training.parallel import data_parallel_note, end_data_parallel
+from sftlab.training.tokenize import tokenize_split
 
 
 class SftlabTrainer(SFTTrainer):
@@ -123,58 +37,6 @@ class SftlabTrainer(SFTTrainer):
         if torch.cuda.is_available():
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
-
-
-class FaultGuard(TrainerCallback):
-    """Stops training on a non-finite loss or gradient norm, with the step it happened at."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        for name in ("loss", "grad_norm", "eval_loss"):
-            value = (logs or {}).get(name)
-            if value is not None and not math.isfinite(float(value)):
-                raise TrainingFault(
-                    f"{name} became {value} at step {state.global_step}; lower trainer.learning_rate or check the data"
-                )
-
-
-class StepReporter(TrainerCallback):
-    """Hands every log dict (train and eval) to a plain function, e.g. a tracker or a sweep's pruning hook."""
-
-    def __init__(self, report: Callable[[dict[str, float], int], None]):
-        self.report = report
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
-            self.report({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}, state.global_step)
-
-
-class Reporter(Protocol):
-    """A sweep trial as training sees it (``sftlab.sweep.trial``): report a loss, ask whether to stop."""
-
-    def report(self, step: int, value: float) -> None: ...
-
-    def should_prune(self) -> bool: ...
-
-
-class PruningCallback(TrainerCallback):
-    """Reports each evaluation loss to a sweep trial and stops the training its pruner gives up on.
-
-    No pruning decision before the first step or after the last one: the step-0 loss says nothing about the trial,
-    and a finished training is worth its evaluation.
-    """
-
-    REPORTED = "eval_loss"  # lower is better, whatever the sweep's objective
-
-    def __init__(self, reporter: Reporter):
-        self.reporter = reporter
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        value = (metrics or {}).get(self.REPORTED)
-        if value is None:
-            return
-        self.reporter.report(state.global_step, float(value))
-        if 0 < state.global_step < state.max_steps and self.reporter.should_prune():
-            raise TrialPruned(f"pruned at step {state.global_step}: {self.REPORTED} {float(value):.4f}")
 
 
 @dataclass
@@ -243,26 +105,6 @@ def _sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
     )
 
 
-def data_parallel_note(
-    world_size: int, per_device_batch: int, accumulation: int, learning_rate: float, max_steps: int
-) -> str:
-    """The effective batch of a DDP run and what it means for the learning rate, which nothing scales for us."""
-    single = per_device_batch * accumulation
-    if max_steps > 0:
-        schedule = f"trainer.max_steps={max_steps} covers {world_size}x the sequences of one process"
-        keep = f"keep it: as many steps of the same size, each averaged over {world_size}x the sequences"
-    else:
-        schedule = f"an epoch takes 1/{world_size} of the optimizer steps of one process"
-        keep = f"keep it: steps of the same size, 1/{world_size} as many per epoch"
-    return (
-        f"DDP: {world_size} processes x per-device batch {per_device_batch} x gradient accumulation {accumulation} = "
-        f"effective batch {single * world_size} sequences per optimizer step ({single} on one process), so "
-        f"{schedule}. trainer.learning_rate={learning_rate:g} is used as configured (TRL and transformers do not "
-        f"scale it): for the same step size per sequence as on one process, scale it linearly "
-        f"(trainer.learning_rate={learning_rate * world_size:g}), or {keep}."
-    )
-
-
 def steady_tokens_per_second(history: list[dict[str, Any]], warmup_steps: int = 3) -> float | None:
     """Tokens/s between the first training log after ``warmup_steps`` and the last one (compilation excluded).
 
@@ -290,25 +132,6 @@ def peak_memory() -> dict[str, float | str]:
         "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "peak_memory_kind": "cpu_rss",
     }
-
-
-def end_data_parallel(trainer: Trainer) -> None:
-    """End DDP after the last collective (training, the final evaluation loss), all ranks together.
-
-    Rank 0 then goes on alone (generation, scores, tracking) while the others exit; with the group gone nothing there
-    can wait on them. DDP's wrapper goes first: its reducer holds the process group, and when a garbage collection
-    freed it later, on rank 0 alone after the others had exited, the gloo group's teardown hung joining its threads
-    (seen in fresh-clone test runs). Then the barrier: a gloo rank that tore its group down while rank 0 was still
-    saving hung in the teardown now and then, and NCCL's teardown is meant to be called by all ranks together. No-op
-    for one process.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        trainer.model_wrapped = trainer.model
-        trainer.accelerator.free_memory()  # the accelerator's references to the wrapper, optimizer and loaders
-        gc.collect()
-        # NCCL's barrier runs on a GPU: this rank's own, named so that it neither guesses nor warns.
-        torch.distributed.barrier(device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None)
-        torch.distributed.destroy_process_group()
 
 
 def run_training(setup: TrainingSetup) -> dict[str, Any]:
