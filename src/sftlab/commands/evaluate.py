@@ -4,27 +4,66 @@
     python -m sftlab.evaluate                                                      # zero-shot baseline
 
 The adapter's own run config decides the model and the prompt format it is scored with, so a run is always
-evaluated the way it was trained; other settings come from this command's config.
+evaluated the way it was trained; other settings come from this command's config. The run dir gets ``run.json``,
+``predictions.jsonl`` and ``eval.json``, and the job is tracked as an ``evaluate`` run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sftlab import objectives, rundir
+from sftlab.commands import builders
 from sftlab.commands.job import entry_point
-from sftlab.config import ModelConfig, PromptConfig, register_configs
-from sftlab.data.records import load_translation_pairs
+from sftlab.config import ModelConfig, PromptConfig, TrainConfig, register_configs, to_schema
+from sftlab.data.splits import load_test_pairs
 from sftlab.errors import SftlabError
-from sftlab.models.backends import resolve_backend
+from sftlab.models.loading import for_inference, load_adapter, release_adapter
+from sftlab.process import this_process
 
 register_configs()
 
 
-def trained_with(adapter_dir: Path, cfg: DictConfig) -> DictConfig:
+def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
+    cfg = to_schema(raw)
+    adapter_dir = Path(cfg.eval.adapter_dir) if cfg.eval.adapter_dir else None
+    if adapter_dir is not None:
+        cfg = trained_with(adapter_dir, cfg)
+    if any(name not in objectives.SCORES for name in objectives.names(cfg.eval.objective)):
+        raise SftlabError("sftlab.evaluate scores translations: eval.objective must be chrf, chrf_pp or bleu")
+    process = this_process()
+    run = builders.runtime(cfg, process)
+    from sftlab.evaluation.translation import evaluate_translations, print_scores  # after the backend
+
+    pairs = load_test_pairs(dataclasses.replace(cfg.eval, enabled=True))
+    record = builders.record("evaluate", cfg, run)
+    base = builders.base_model(cfg, run)
+    model = load_adapter(base.model, adapter_dir) if adapter_dir is not None else base.model
+    for_inference(model, run.backend)
+    prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
+    tracker = builders.tracker(cfg, run_dir, process, job_type="evaluate")
+    rundir.write_record(run_dir, dataclasses.replace(record, tracking=tracker.link()))
+    failed = True
+    try:
+        scores, predictions = evaluate_translations(model, base.tokenizer, prompt_format, pairs, cfg.eval, run_dir)
+        scores.adapter_dir = str(adapter_dir) if adapter_dir else None
+        rundir.write_record(run_dir, scores)
+        tracker.log_evaluation(scores, predictions)
+        failed = False
+    finally:
+        tracker.finish(failed=failed)
+        if adapter_dir is not None:
+            release_adapter(model)
+    print_scores(scores)
+    print(f"scores: {run_dir / rundir.EVAL}, predictions: {run_dir / rundir.PREDICTIONS}")
+    return objectives.task_result(cfg.eval.objective, scores.to_json(), None)
+
+
+def trained_with(adapter_dir: Path, cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the model and prompt format of the run that trained the adapter."""
     if not (adapter_dir / "adapter_config.json").is_file():
         raise SftlabError(f"{adapter_dir}: not an adapter dir (no adapter_config.json)")
@@ -32,46 +71,13 @@ def trained_with(adapter_dir: Path, cfg: DictConfig) -> DictConfig:
     if not run_config.is_file():
         return cfg
     trained = OmegaConf.load(run_config)
-    merged = cfg.copy()
-    merged.model = OmegaConf.merge(OmegaConf.structured(ModelConfig), trained.model)
-    merged.prompt = OmegaConf.merge(OmegaConf.structured(PromptConfig), trained.prompt)
-    return merged
-
-
-def evaluate_task(cfg: DictConfig, run_dir: Path) -> float:
-    adapter_dir = Path(cfg.eval.adapter_dir) if cfg.eval.adapter_dir else None
-    if adapter_dir is not None:
-        cfg = trained_with(adapter_dir, cfg)
-    if cfg.eval.objective == "eval_loss":
-        raise SftlabError("sftlab.evaluate scores translations: eval.objective must be chrf, chrf_pp or bleu")
-    backend = resolve_backend(cfg.backend.name)
-    # Imported after resolve_backend: Unsloth must patch transformers and PEFT before they load.
-    from sftlab.data.prompts import PromptFormat
-    from sftlab.evaluation import translation as evaluation
-    from sftlab.models import loading as models
-
-    pairs = load_translation_pairs(cfg.eval.test_file, cfg.eval.directions, cfg.eval.max_pairs_per_direction)
-    precision = models.resolve_precision(cfg.trainer.precision)
-    path = models.model_path(cfg.model, cfg.cache_dir)
-    model, tokenizer = models.load_base(path, backend, cfg.model.load_in_4bit, precision, cfg.trainer.max_seq_length)
-    if adapter_dir is not None:
-        model = models.load_adapter(model, adapter_dir)
-    models.for_inference(model, backend)
-    prompt_format = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
-    try:
-        scores, _ = evaluation.evaluate_translations(model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
-    finally:
-        if adapter_dir is not None:
-            models.release_adapter(model)
-    scores["adapter_dir"] = str(adapter_dir) if adapter_dir else None
-    rundir.write_json(run_dir / rundir.EVAL, scores)
-    evaluation.print_scores(scores)
-    print(f"scores: {run_dir / rundir.EVAL}, predictions: {run_dir / rundir.PREDICTIONS}")
-    return objectives.value(cfg.eval.objective, scores, None)
+    model = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), trained.model))
+    prompt = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PromptConfig), trained.prompt))
+    return dataclasses.replace(cfg, model=model, prompt=prompt)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://sftlab.conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | list[float] | None:
     return entry_point(evaluate_task)(cfg)
 
 

@@ -11,19 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm.auto import tqdm
-
 from sftlab import rundir
-from sftlab.data.prompts import PromptFormat, prompt_token_ids
+from sftlab.config import EvalConfig, TranslationRequestConfig
+from sftlab.data.prompts import PromptFormat
 from sftlab.data.records import TranslationPair
+from sftlab.evaluation.generation import generate
 from sftlab.evaluation.scoring import score_predictions
 from sftlab.objectives import SCORES
+from sftlab.rundir import EvalScores
 
 STOP_MARKER = "<|"  # every section tag of the template formats starts with it
 
 
-def translation_request(pair: TranslationPair, request: Any) -> dict[str, Any]:
+def translation_request(pair: TranslationPair, request: TranslationRequestConfig) -> dict[str, Any]:
     """A test pair as a translator-flag record, written like the training data's translation records."""
     target = request.language_names[pair.source_lang][pair.target_lang]
     return {
@@ -46,53 +46,6 @@ def extract_response(generated: str, eos_token: str) -> str:
     return text.split(STOP_MARKER, 1)[0].strip()
 
 
-@torch.inference_mode()
-def generate(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    batch_size: int,
-    max_new_tokens: int,
-    num_beams: int = 1,
-) -> list[tuple[str, bool]]:
-    """Greedy (or beam) generation in left-padded batches, longest prompts first.
-
-    Returns (decoded continuation, stopped) per prompt, in input order; ``stopped`` is False when the
-    generation ran into ``max_new_tokens`` without an end-of-sequence token.
-    """
-    encoded = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    results: list[tuple[str, bool] | None] = [None] * len(prompts)
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model.eval()
-    for start in tqdm(range(0, len(order), batch_size), desc="Generating", unit="batch"):
-        batch = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, index in enumerate(batch):
-            ids = encoded[index]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
-        output = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=num_beams,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=pad_id,
-        )
-        for row, index in enumerate(batch):
-            new_tokens = output[row, width:].tolist()
-            stopped = tokenizer.eos_token_id in new_tokens
-            if stopped:
-                new_tokens = new_tokens[: new_tokens.index(tokenizer.eos_token_id) + 1]
-            results[index] = (tokenizer.decode(new_tokens, skip_special_tokens=False), stopped)
-    return [result for result in results if result is not None]
-
-
 def test_set_fingerprint(pairs: Sequence[TranslationPair]) -> str:
     """Identifies the exact test pairs, so reports refuse to compare runs scored on different sets."""
     digest = hashlib.sha256()
@@ -106,24 +59,19 @@ def evaluate_translations(
     tokenizer: Any,
     prompt_format: PromptFormat,
     pairs: Sequence[TranslationPair],
-    eval_cfg: Any,
+    eval_cfg: EvalConfig,
     run_dir: Path,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Generate a translation for every pair, score them, write predictions.jsonl and eval.json.
+) -> tuple[EvalScores, list[dict[str, Any]]]:
+    """Generate a translation for every pair, score them and write predictions.jsonl.
 
-    Returns the scores (eval.json) and the prediction rows (predictions.jsonl).
+    Returns the scores (the command writes them as eval.json) and the prediction rows.
     """
     prompts = [prompt_format.render_prompt(translation_request(pair, eval_cfg.request)) for pair in pairs]
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
         generations = generate(
-            model,
-            tokenizer,
-            prompts,
-            int(eval_cfg.batch_size),
-            int(eval_cfg.max_new_tokens),
-            int(eval_cfg.num_beams),
+            model, tokenizer, prompts, eval_cfg.batch_size, eval_cfg.max_new_tokens, eval_cfg.num_beams
         )
     finally:
         tokenizer.padding_side = padding_side
@@ -145,19 +93,20 @@ def evaluate_translations(
                 "prompt": prompt,
             }
         )
-    scores = score_predictions(predictions)
-    scores.update(
-        test_file=str(eval_cfg.test_file),
-        test_set_sha256=test_set_fingerprint(pairs),
-        prompt_format=prompt_format.name,
-        generation={"max_new_tokens": int(eval_cfg.max_new_tokens), "num_beams": int(eval_cfg.num_beams)},
+    scores = EvalScores.from_json(
+        {
+            **score_predictions(predictions),
+            "test_file": eval_cfg.test_file,
+            "test_set_sha256": test_set_fingerprint(pairs),
+            "prompt_format": prompt_format.name,
+            "generation": {"max_new_tokens": eval_cfg.max_new_tokens, "num_beams": eval_cfg.num_beams},
+        }
     )
     rundir.write_jsonl(run_dir / rundir.PREDICTIONS, predictions)
-    rundir.write_json(run_dir / rundir.EVAL, scores)
     return scores, predictions
 
 
-def print_scores(scores: dict[str, Any]) -> None:
+def print_scores(scores: EvalScores) -> None:
     """The per-direction table a run prints at its end."""
     from rich.console import Console
     from rich.table import Table
@@ -165,16 +114,16 @@ def print_scores(scores: dict[str, Any]) -> None:
     table = Table(title="translation quality (sacreBLEU)")
     for column in ("direction", "pairs", "BLEU", "chrF", "chrF++", "empty", "truncated"):
         table.add_column(column, justify="left" if column == "direction" else "right")
-    for direction, entry in scores["directions"].items():
+    for direction, entry in scores.directions.items():
         table.add_row(
             direction,
-            str(entry["pairs"]),
-            f"{entry['bleu']:.1f}",
-            f"{entry['chrf']:.1f}",
-            f"{entry['chrf_pp']:.1f}",
-            str(entry["empty"]),
-            str(entry["truncated"]),
+            str(entry.pairs),
+            f"{entry.bleu:.1f}",
+            f"{entry.chrf:.1f}",
+            f"{entry.chrf_pp:.1f}",
+            str(entry.empty),
+            str(entry.truncated),
         )
-    macro = scores["macro"]
+    macro = scores.macro
     table.add_row("macro", "", *(f"{macro[name]:.1f}" for name in SCORES), "", "")
     Console().print(table)

@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from sftlab.config import Backend
 from sftlab.errors import SftlabError
 
 
@@ -19,19 +20,16 @@ def unsloth_installed() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
-def resolve_backend(requested: str) -> str:
+def resolve_backend(requested: Backend) -> Backend:
     """``unsloth`` or ``hf`` for the configured ``backend.name``; imports Unsloth when it is chosen."""
-    requested = str(getattr(requested, "value", requested))
-    if requested == "auto":
-        requested = "unsloth" if torch.cuda.is_available() and unsloth_installed() else "hf"
-    if requested == "unsloth":
+    if requested == Backend.auto:
+        requested = Backend.unsloth if torch.cuda.is_available() and unsloth_installed() else Backend.hf
+    if requested == Backend.unsloth:
         if not torch.cuda.is_available():
             raise SftlabError("backend=unsloth needs a CUDA GPU; use backend=hf (or backend=auto) on this machine")
         if not unsloth_installed():
             raise SftlabError("backend=unsloth needs the GPU extra: pip install -e '.[gpu]'")
         import unsloth  # noqa: F401  (patches transformers/TRL/PEFT; must come first)
-    elif requested != "hf":
-        raise SftlabError(f"unknown backend {requested!r} (expected auto, unsloth or hf)")
     return requested
 
 

@@ -10,6 +10,7 @@ adapter is unloaded after a trial and the same base serves the next one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -22,6 +23,7 @@ from typing import Any
 
 import torch
 
+from sftlab.config import Backend, LoraConfig, ModelConfig, ModelSource, Precision, TinyModelConfig
 from sftlab.errors import SftlabError
 
 # ChatML markers, like the embedded default: <|im_end|> ends a turn and is the end-of-sequence token.
@@ -35,27 +37,28 @@ CHATML_TEMPLATE = (
 @dataclass(frozen=True)
 class BaseKey:
     path: str
-    backend: str
+    backend: Backend
     load_in_4bit: bool
-    dtype: str
+    trust_remote_code: bool
+    precision: Precision
     max_seq_length: int
 
 
 _loaded: dict[BaseKey, tuple[Any, Any]] = {}
 
 
-def torch_dtype(precision: str) -> torch.dtype:
+def torch_dtype(precision: Precision) -> torch.dtype:
     """The weights' dtype for a resolved precision (bf16, fp16 or fp32)."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    return {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16, Precision.fp32: torch.float32}[precision]
 
 
-def resolve_precision(precision: str) -> str:
-    precision = str(getattr(precision, "value", precision))
-    if precision != "auto":
+def resolve_precision(precision: Precision) -> Precision:
+    """``auto`` made concrete for this machine: bf16 where the GPU has it, else fp16 on GPU; fp32 on CPU."""
+    if precision != Precision.auto:
         return precision
     if not torch.cuda.is_available():
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return Precision.fp32
+    return Precision.bf16 if torch.cuda.is_bf16_supported() else Precision.fp16
 
 
 def _atomic_save(target: Path, save) -> Path:
@@ -130,9 +133,9 @@ def build_tiny_tokenizer():
     return tokenizer
 
 
-def tiny_random_dir(tiny: Any, cache_dir: str | Path) -> Path:
+def tiny_random_dir(tiny: TinyModelConfig, cache_dir: str | Path) -> Path:
     """A tiny Llama with seeded random weights and the byte-level tokenizer, saved once per shape."""
-    shape = {k: int(v) for k, v in dict(tiny).items()}
+    shape = dataclasses.asdict(tiny)
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(cache_dir) / f"tiny_random-{digest}"
     if (target / "config.json").is_file():
@@ -156,12 +159,11 @@ def tiny_random_dir(tiny: Any, cache_dir: str | Path) -> Path:
     return _atomic_save(target, build)
 
 
-def model_path(model_cfg: Any, cache_dir: str | Path) -> str:
+def model_path(model_cfg: ModelConfig, cache_dir: str | Path) -> str:
     """Where the base model's weights come from: a Hub id, or a local dir this module prepared."""
-    source = str(getattr(model_cfg.source, "value", model_cfg.source))
-    if source == "embedded":
+    if model_cfg.source == ModelSource.embedded:
         return str(embedded_model_dir(model_cfg.path, cache_dir))
-    if source == "tiny_random":
+    if model_cfg.source == ModelSource.tiny_random:
         return str(tiny_random_dir(model_cfg.tiny, cache_dir))
     if not model_cfg.path:
         raise SftlabError(f"model '{model_cfg.name}': model.path (a Hub id or a local dir) is empty")
@@ -175,10 +177,22 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def _load_hf(path: str, load_in_4bit: bool, precision: str, device_index: int | None) -> tuple[Any, Any]:
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """The base model's tokenizer alone, prepared for training (a pad token, right padding)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return _prepare_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code))
+    except OSError as error:
+        raise SftlabError(f"cannot load the tokenizer of '{path}': {str(error).splitlines()[0]}") from None
+
+
+def _load_hf(
+    path: str, load_in_4bit: bool, trust_remote_code: bool, precision: Precision, device_index: int | None
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision), "trust_remote_code": trust_remote_code}
     if load_in_4bit:
         if not torch.cuda.is_available():
             raise SftlabError("4-bit loading (model.load_in_4bit=true) needs a CUDA GPU; pick an unquantized model")
@@ -193,7 +207,7 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str, device_index: int | 
     if torch.cuda.is_available():
         kwargs["device_map"] = {"": torch.cuda.current_device() if device_index is None else device_index}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", **kwargs)
     except OSError as error:
         raise SftlabError(f"cannot load model '{path}': {str(error).splitlines()[0]}") from None
@@ -201,7 +215,12 @@ def _load_hf(path: str, load_in_4bit: bool, precision: str, device_index: int | 
 
 
 def _load_unsloth(
-    path: str, load_in_4bit: bool, precision: str, max_seq_length: int, device_index: int | None
+    path: str,
+    load_in_4bit: bool,
+    trust_remote_code: bool,
+    precision: Precision,
+    max_seq_length: int,
+    device_index: int | None,
 ) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel
 
@@ -215,6 +234,7 @@ def _load_unsloth(
             max_seq_length=max_seq_length,
             dtype=torch_dtype(precision),
             load_in_4bit=load_in_4bit,
+            trust_remote_code=trust_remote_code,
             **placement,
         )
     except OSError as error:
@@ -223,9 +243,9 @@ def _load_unsloth(
 
 def load_base(
     path: str,
-    backend: str,
-    load_in_4bit: bool,
-    precision: str,
+    backend: Backend,
+    model_cfg: ModelConfig,
+    precision: Precision,
     max_seq_length: int,
     device_index: int | None = None,
 ) -> tuple[Any, Any]:
@@ -234,30 +254,34 @@ def load_base(
     ``device_index``: the GPU of this rank under DDP (``backends.use_device``); None for one process, which loads
     onto the current GPU (hf) or where Unsloth places it. On CPU there is nothing to place.
     """
-    key = BaseKey(path, backend, load_in_4bit, precision, max_seq_length if backend == "unsloth" else 0)
+    four_bit, remote_code = model_cfg.load_in_4bit, model_cfg.trust_remote_code
+    unsloth = backend == Backend.unsloth
+    key = BaseKey(path, backend, four_bit, remote_code, precision, max_seq_length if unsloth else 0)
     if key not in _loaded:
         _loaded.clear()  # one base model at a time
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        if backend == "unsloth":
-            loaded = _load_unsloth(path, load_in_4bit, precision, max_seq_length, device_index)
+        if unsloth:
+            loaded = _load_unsloth(path, four_bit, remote_code, precision, max_seq_length, device_index)
         else:
-            loaded = _load_hf(path, load_in_4bit, precision, device_index)
+            loaded = _load_hf(path, four_bit, remote_code, precision, device_index)
         _loaded[key] = (loaded[0], _prepare_tokenizer(loaded[1]))
     return _loaded[key]
 
 
-def add_lora(model: Any, lora: Any, backend: str, gradient_checkpointing: bool, seed: int) -> Any:
+def add_lora(
+    model: Any, lora: LoraConfig, backend: Backend, gradient_checkpointing: bool, seed: int, max_seq_length: int
+) -> Any:
     """A fresh, seeded LoRA adapter on the base model."""
     settings = dict(
-        r=int(lora.r),
-        lora_alpha=int(lora.alpha),
-        lora_dropout=float(lora.dropout),
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
-        bias=str(lora.bias),
-        use_rslora=bool(lora.use_rslora),
+        bias=lora.bias,
+        use_rslora=lora.use_rslora,
     )
-    if backend == "unsloth":
+    if backend == Backend.unsloth:
         from unsloth import FastLanguageModel
 
         return FastLanguageModel.get_peft_model(
@@ -265,7 +289,7 @@ def add_lora(model: Any, lora: Any, backend: str, gradient_checkpointing: bool, 
             **settings,
             use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
             random_state=seed,
-            max_seq_length=getattr(model, "max_seq_length", None),
+            max_seq_length=max_seq_length,
         )
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -281,9 +305,9 @@ def add_lora(model: Any, lora: Any, backend: str, gradient_checkpointing: bool, 
         raise SftlabError(f"LoRA settings do not fit the model: {error}") from None
 
 
-def for_inference(model: Any, backend: str) -> None:
+def for_inference(model: Any, backend: Backend) -> None:
     """Switch Unsloth models to its fast generation mode; transformers models need nothing."""
-    if backend == "unsloth":
+    if backend == Backend.unsloth:
         from unsloth import FastLanguageModel
 
         FastLanguageModel.for_inference(model)
@@ -317,3 +341,16 @@ def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
 def _model_identity(name_or_path: str) -> str:
     """A Hub id's or local dir's last component: the same model under another cache dir is still the same."""
     return Path(name_or_path.rstrip("/")).name
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """Parameter counts and the adapter's settings, for the tracker: what was trained, and how much of it."""
+    total = sum(parameter.numel() for parameter in model.parameters())
+    trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    peft_config = getattr(model, "peft_config", {}).get("default")
+    return {
+        "parameters": total,
+        "trainable_parameters": trainable,
+        "trainable_fraction": trainable / total if total else 0.0,
+        "peft": peft_config.to_dict() if peft_config is not None else None,
+    }

@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
+from sftlab.config import Backend
 from sftlab.data.records import files_sha256
 from sftlab.process import this_process
+from sftlab.rundir import RunRecord
 
 PACKAGES = (
     "sftlab",
@@ -76,17 +78,20 @@ def launch_description() -> dict[str, Any]:
     }
 
 
-def run_record(seed: int, data_files: list[str], backend: str, model_path: str) -> dict[str, Any]:
-    return {
-        "seed": seed,
-        "git": git_state(),
-        "data_files": data_files,
-        "data_sha256": files_sha256(data_files),
-        "packages": package_versions(),
-        "python": sys.version.split()[0],
-        "device": device_description(),
-        "launch": launch_description(),
-        "backend": backend,
-        "model_path": model_path,
-        "argv": sys.argv,
-    }
+def run_record(command: str, seed: int, data_files: list[str], backend: Backend, model_path: str) -> RunRecord:
+    """The reproducibility record of a run, written as run.json before its model loads."""
+    existing = [path for path in data_files if Path(path).is_file()]
+    return RunRecord(
+        command=command,
+        seed=seed,
+        git=git_state(),
+        data_files=data_files,
+        data_sha256=files_sha256(existing) if existing else None,
+        packages=package_versions(),
+        python=sys.version.split()[0],
+        device=device_description(),
+        launch=launch_description(),
+        backend=backend.value,
+        model_path=model_path,
+        argv=sys.argv,
+    )

@@ -17,6 +17,7 @@ from datasets import Dataset
 
 from sftlab.data.prompts import PromptFormat, prompt_token_ids
 from sftlab.errors import SftlabError
+from sftlab.rundir import SplitSummary
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,8 @@ class TokenizedSplit:
     dropped: int  # records whose prompt alone filled max_length (no completion token left to learn)
     tokens: int
 
-    def summary(self) -> dict[str, int]:
-        return {
-            "records": self.records,
-            "truncated": self.truncated,
-            "dropped": self.dropped,
-            "tokens": self.tokens,
-        }
+    def summary(self) -> SplitSummary:
+        return SplitSummary(records=self.records, truncated=self.truncated, dropped=self.dropped, tokens=self.tokens)
 
 
 _tokenized: dict[str, TokenizedSplit] = {}
