@@ -1,5 +1,5 @@
-"""Factorial designs (sftlab.design), their analysis (sftlab.design_analysis) and a design run through the Optuna
-sweeper on the tiny model: interrupted, resumed, analysed."""
+"""Factorial designs (sftlab.designs), their analysis (sftlab.analysis.design_stats) and a design run through the
+Optuna sweeper on the tiny model: interrupted, resumed, analysed."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 
 from conftest import ROOT, TINY_RUN
 from sftlab.analysis import design_stats as design_analysis
+from sftlab.analysis.render import render_design
+from sftlab.analysis.write import write_design
 from sftlab.commands import design as design_cli
 from sftlab.designs import factorial as design_lib
 
@@ -248,8 +250,8 @@ def test_an_interrupted_l8_design_resumes_without_redoing_rows_and_is_analysed(t
     assert len(analysis.runs) == 8 and set(analysis.effects["factor"]) == set(FACTORS)
     assert set(analysis.best) == set(FACTORS) and np.isfinite(analysis.predicted)
     assert "p" in analysis.anova.columns and len(analysis.sn) == 8
-    lines, files = design_analysis.report_section(sweep_dir, None)
-    assert "## Factorial design" in lines and all(path.is_file() for path in files)
+    assert "## Factorial design" in render_design(analysis)
+    assert all(path.is_file() for path in write_design(analysis))
     commands = design_cli.confirm_commands(analysis, [42])
     assert "-m" in commands[0] and "seed=42" in commands[0] and not any(c.startswith("design=") for c in commands[0])
     assert sum(c.startswith("prompt.components.") for c in commands[0]) == len(FACTORS)

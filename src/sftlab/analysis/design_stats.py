@@ -17,7 +17,10 @@ evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per 
   (grand mean plus each factor's best-level deviation), with Taguchi's confirmation interval
   ``sqrt(F(1, df_e) * V_e * (1/n_eff + 1/r))``, ``n_eff = N / (1 + factors' df)``, r the confirmation runs.
 
-``sftlab design confirm`` (``sftlab.commands.design``) trains that combination and compares. No torch.
+With several objectives (``eval.objective=[chrf, train_seconds]``) the analysis takes the first and says so: the
+statistics above need one number per run. ``python -m sftlab.design confirm`` (``sftlab.commands.design``) trains
+the predicted best combination and compares; the report writes the tables and the plot (``sftlab.analysis.write``).
+No torch.
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sftlab.analysis.runs import Job, find_jobs, objective_of
-from sftlab.analysis.tables import markdown_table
+from sftlab.analysis.runs import Job, find_jobs, node, objective_of
 from sftlab.designs import factorial as design_lib
 from sftlab.errors import SftlabError
 from sftlab.objectives import SCORES
@@ -39,10 +41,6 @@ from sftlab.objectives import direction as objective_direction
 
 ALPHA = 0.05
 MIN_ERROR_DF = 2
-EFFECTS_CSV = "design_effects.csv"
-ANOVA_CSV = "design_anova.csv"
-SN_CSV = "design_sn.csv"
-EFFECTS_PLOT = "design_main_effects.png"
 
 
 @dataclass
@@ -59,7 +57,10 @@ class DesignAnalysis:
     sn_effects: pd.DataFrame
     best: dict[str, bool]
     predicted: float
-    interval: float | None  # half-width of the confirmation interval for one run
+    # Taguchi's confirmation interval is ci_scale * sqrt(1/n_eff + 1/r): ci_scale = sqrt(F(1, df_e) * V_e), None
+    # without error degrees of freedom; n_eff = N / (1 + the factors' degrees of freedom).
+    ci_scale: float | None = None
+    n_eff: float = math.nan
     pooled: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     design: design_lib.Design | None = None
@@ -69,19 +70,23 @@ class DesignAnalysis:
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
+    @property
+    def interval(self) -> float | None:
+        """Half-width of the confirmation interval for one run."""
+        return self.confirmation_interval(1)
+
     def confirmation_interval(self, runs: int) -> float | None:
         """Half-width for the mean of ``runs`` confirmation runs."""
-        if self.interval is None:
+        if self.ci_scale is None:
             return None
-        return self._ci_parts[0] * math.sqrt(1 / self._ci_parts[1] + 1 / max(runs, 1))
-
-    _ci_parts: tuple[float, float] = (math.nan, math.nan)  # sqrt(F * V_e), n_eff
+        return self.ci_scale * math.sqrt(1 / self.n_eff + 1 / max(runs, 1))
 
 
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def _level(value: Any) -> bool | None:
+def level_of(value: Any) -> bool | None:
+    """A two-level switch's value as a bool; None when it is no switch."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -93,25 +98,16 @@ def varying_components(jobs: list[Job], prefix: str = design_lib.PREFIX) -> list
     """The two-level switches under ``prefix`` whose value differs across the jobs, in config order."""
     names: list[str] = []
     for job in jobs:
-        node = _node(job.config, prefix)
-        for name in node if isinstance(node, dict) else {}:
+        switches = node(job.config, prefix)
+        for name in switches if isinstance(switches, dict) else {}:
             if name not in names:
                 names.append(name)
     return [
-        name for name in names if len({_level(_node(job.config, f"{prefix}.{name}")) for job in jobs} - {None}) == 2
+        name for name in names if len({level_of(node(job.config, f"{prefix}.{name}")) for job in jobs} - {None}) == 2
     ]
 
 
-def _node(config: dict[str, Any], dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _direction_scores(job: Job, metric: str) -> list[float]:
+def direction_scores(job: Job, metric: str) -> list[float]:
     directions = (job.scores or {}).get("directions") or {}
     return [float(entry[metric]) for entry in directions.values() if metric in entry]
 
@@ -135,7 +131,7 @@ def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFram
     skipped = []
     for job in jobs:
         objective, value = objective_of(job)
-        levels = {factor: _level(_node(job.config, f"{prefix}.{factor}")) for factor in factors}
+        levels = {factor: level_of(node(job.config, f"{prefix}.{factor}")) for factor in factors}
         if value is None or any(level is None for level in levels.values()):
             skipped.append(job.name)
             continue
@@ -147,10 +143,12 @@ def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFram
                 "objective": objective,
                 **{factor: 1 if level else -1 for factor, level in levels.items()},
                 "y": value,
-                "direction_scores": _direction_scores(job, metric) if metric else [],
+                "direction_scores": direction_scores(job, metric) if metric else [],
             }
         )
+    several = sorted({", ".join(job.objectives) for job in jobs if len(job.objectives) > 1})
     meta = {"design": design, "design_json": data, "factors": factors, "prefix": prefix, "skipped": skipped}
+    meta["several_objectives"] = several
     return pd.DataFrame(rows), meta
 
 
@@ -259,32 +257,18 @@ def sn_effects(sn: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
 
 
 def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | None:
-    """The analysis of the design in ``sweep_dir``, or None when it holds no design."""
-    from scipy import stats
-
+    """The analysis of the design in ``sweep_dir``, or None when it holds no design (or no evaluated run of it)."""
     collected = collect(sweep_dir, jobs)
-    if collected is None:
+    if collected is None or collected[0].empty:
         return None
     runs, meta = collected
-    factors, notes = meta["factors"], []
-    if runs.empty:
-        notes.append("no evaluated design run: nothing to analyse")
-        return None
-    objectives = set(runs["objective"])
-    if len(objectives) > 1:
-        raise SftlabError(f"design runs optimised different objectives: {sorted(objectives)}")
-    objective = objectives.pop()
+    objective = one_objective(runs)
     maximize = objective_direction(objective) == "maximize"
-    if meta["skipped"]:
-        notes.append(f"jobs without an objective value or factor levels, left out: {', '.join(meta['skipped'])}")
-    if runs["y"].nunique() == 1:
-        notes.append(f"every run scored {objective} = {runs['y'].iloc[0]:g}: no effect to estimate")
-    if objective in SCORES and any(v == 0 for scores in runs["direction_scores"] for v in scores):
-        notes.append("some direction scored 0: larger-the-better S/N is -inf for its rows")
-    constant = [f for f in factors if runs[f].nunique() < 2]
+    notes = data_notes(runs, meta, objective)
+    constant = [f for f in meta["factors"] if runs[f].nunique() < 2]
     if constant:
         notes.append(f"factors at one level only among the evaluated runs (no effect estimable): {constant}")
-        factors = [f for f in factors if f not in constant]
+    factors = [f for f in meta["factors"] if f not in constant]
     model, kept, pooled = fit(runs, factors)
     if pooled:
         notes.append(
@@ -293,14 +277,12 @@ def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | 
             "intervals are not estimated"
         )
     effects = main_effects(runs, factors, model, maximize)
-    anova = anova_table(runs, model, kept, pooled)
     sn = sn_table(runs, factors, maximize)
-    best = {row.factor: bool(row.best_level) for row in effects.itertuples()}
     grand = float(runs["y"].mean())
     predicted = grand + sum(
         (row.mean_true if row.best_level else row.mean_false) - grand for row in effects.itertuples()
     )
-    analysis = DesignAnalysis(
+    return DesignAnalysis(
         sweep_dir=Path(sweep_dir),
         factors=factors,
         prefix=meta["prefix"],
@@ -308,127 +290,54 @@ def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | 
         direction="maximize" if maximize else "minimize",
         runs=runs,
         effects=effects,
-        anova=anova,
+        anova=anova_table(runs, model, kept, pooled),
         sn=sn,
         sn_effects=sn_effects(sn, factors),
-        best=best,
+        best={row.factor: bool(row.best_level) for row in effects.itertuples()},
         predicted=predicted,
-        interval=None,
+        ci_scale=confirmation_scale(model) if kept else None,
+        n_eff=len(runs) / (1 + len(factors)),
         pooled=pooled,
         notes=notes,
         design=meta["design"],
         design_json=meta["design_json"],
     )
-    df_error = float(model.df_resid)
-    if df_error > 0 and kept:
-        v_e = float(model.mse_resid)
-        n_eff = len(runs) / (1 + len(factors))
-        scale = math.sqrt(stats.f.ppf(1 - ALPHA, 1, df_error) * v_e)
-        analysis._ci_parts = (scale, n_eff)
-        analysis.interval = analysis.confirmation_interval(1)
-    return analysis
 
 
-# ---------------------------------------------------------------------------------------------------- output
+def one_objective(runs: pd.DataFrame) -> str:
+    """The objective every design run was analysed on; runs that optimised different ones cannot be compared."""
+    found = set(runs["objective"])
+    if len(found) > 1:
+        raise SftlabError(f"design runs optimised different objectives: {sorted(found)}")
+    return found.pop()
 
 
-def plot_main_effects(analysis: DesignAnalysis, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    factors = list(analysis.effects["factor"])
-    cols = min(4, len(factors))
-    rows = math.ceil(len(factors) / cols)
-    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), sharey=True, squeeze=False)
-    grand = analysis.runs["y"].mean()
-    for ax, row in zip(axes.flat, analysis.effects.itertuples(), strict=False):
-        ax.plot([0, 1], [row.mean_false, row.mean_true], marker="o")
-        ax.axhline(grand, linestyle="--", linewidth=0.8, color="grey")
-        ax.set_xticks([0, 1], ["false", "true"])
-        ax.set_title(row.factor, fontsize=9)
-    for ax in list(axes.flat)[len(factors) :]:
-        ax.axis("off")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(f"mean {analysis.objective}")
-    figure.suptitle(f"Main effects ({analysis.design.name if analysis.design else 'prompt components'})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+def data_notes(runs: pd.DataFrame, meta: dict[str, Any], objective: str) -> list[str]:
+    """What the reader should know about the runs before trusting the statistics."""
+    notes = []
+    if meta["several_objectives"]:
+        notes.append(
+            f"the runs optimised several objectives ({'; '.join(meta['several_objectives'])}): the design analysis "
+            f"uses the first, {objective}"
+        )
+    if meta["skipped"]:
+        notes.append(f"jobs without an objective value or factor levels, left out: {', '.join(meta['skipped'])}")
+    if runs["y"].nunique() == 1:
+        notes.append(f"every run scored {objective} = {runs['y'].iloc[0]:g}: no effect to estimate")
+    if objective in SCORES and any(v == 0 for scores in runs["direction_scores"] for v in scores):
+        notes.append("some direction scored 0: larger-the-better S/N is -inf for its rows")
+    return notes
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value)
+def confirmation_scale(model: Any) -> float | None:
+    """``sqrt(F(1, df_e) * V_e)`` of the fitted model; None without error degrees of freedom."""
+    from scipy import stats
+
+    if model.df_resid <= 0:
+        return None
+    return math.sqrt(stats.f.ppf(1 - ALPHA, 1, float(model.df_resid)) * float(model.mse_resid))
 
 
-def _levels(best: dict[str, bool]) -> str:
+def levels_text(best: dict[str, bool]) -> str:
+    """Factor levels as overrides write them: ``system=true, context=false``."""
     return ", ".join(f"{factor}={str(level).lower()}" for factor, level in best.items())
-
-
-def render(analysis: DesignAnalysis, plot: Path | None) -> list[str]:
-    a = analysis
-    parts = ["## Factorial design", ""]
-    if a.design is not None:
-        parts += [f"- {line}" for line in a.design.describe() if not line.startswith("  ")]
-        chains = [line.strip() for line in a.design.describe() if line.startswith("  ")]
-        if chains:
-            parts += ["", "Alias chains (main effects and two-factor interactions, up to three-factor terms):", ""]
-            parts += [f"- `{line}`" for line in chains]
-    else:
-        parts.append(f"- no design.json: factors are the varying `{a.prefix}` switches: {', '.join(a.factors)}")
-    parts += [
-        "",
-        f"Objective `{a.objective}` ({a.direction}d), {len(a.runs)} runs, grand mean {_fmt(a.runs['y'].mean())}.",
-        "",
-    ]
-    parts += [f"- {note}" for note in a.notes] + ([""] if a.notes else [])
-    effects = a.effects.assign(
-        ci=[
-            "" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"
-            for lo, hi in zip(a.effects["ci_low"], a.effects["ci_high"], strict=True)
-        ],
-        best_level=a.effects["best_level"].map(lambda v: str(v).lower()),
-    )[["factor", "mean_false", "mean_true", "effect", "ci", "best_level"]]
-    effects.columns = ["factor", "mean at false", "mean at true", "effect (true - false)", "95% CI", "best level"]
-    parts += ["### Main effects", "", markdown_table(effects.map(_fmt)), ""]
-    anova = a.anova.copy()
-    parts += ["### ANOVA (type II)", "", markdown_table(anova.map(_fmt)), ""]
-    sn = a.sn_effects.assign(best_level=a.sn_effects["best_level"].map(lambda v: str(v).lower()))
-    kind = "larger" if a.maximize else "smaller"
-    parts += [
-        f"### Signal-to-noise ({kind}-the-better, dB, per row over seeds and directions)",
-        "",
-        markdown_table(sn.map(_fmt)),
-        "",
-    ]
-    interval = "" if a.interval is None else f" ± {a.interval:.3f} (95%, one confirmation run)"
-    parts += [
-        "### Predicted best combination (additive model)",
-        "",
-        f"`{_levels(a.best)}`: predicted {a.objective} {a.predicted:.3f}{interval}.",
-        f"Confirm it: `python -m sftlab.design confirm {a.sweep_dir}` (add `--run` to train it and compare).",
-        "",
-    ]
-    if plot is not None:
-        parts += [f"![{plot.stem}]({plot.name})", ""]
-    return parts
-
-
-def report_section(sweep_dir: Path, jobs: list[Job]) -> tuple[list[str], list[Path]]:
-    """The hook ``sftlab.report`` calls: markdown lines and the files written (empty when no design)."""
-    analysis = analyse(sweep_dir, jobs)
-    if analysis is None or not analysis.factors:
-        return [], []
-    out = Path(sweep_dir)
-    analysis.effects.to_csv(out / EFFECTS_CSV, index=False)
-    analysis.anova.to_csv(out / ANOVA_CSV, index=False)
-    analysis.sn.to_csv(out / SN_CSV, index=False)
-    plot = plot_main_effects(analysis, out / EFFECTS_PLOT)
-    return render(analysis, plot), [out / EFFECTS_CSV, out / ANOVA_CSV, out / SN_CSV, plot]
-
-
-# ---------------------------------------------------------------------------------------------------- confirm

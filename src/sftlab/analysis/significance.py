@@ -1,7 +1,17 @@
 """Paired significance tests against the baseline format: sacreBLEU's paired bootstrap per direction and seed.
 
-Each system is paired with the baseline at the same hyperparameters and seed; a direction's verdict needs every
-paired seed significant with the same sign (an intersection-union test; see ``sftlab.analysis.report``).
+- The test is sacreBLEU's own paired bootstrap (``PairedTest``, ``test_type="bs"``), on the per-pair hypotheses in
+  ``predictions.jsonl``, per direction, for the chosen metric. Each system is paired with the baseline format at
+  the same parameters and the *same seed* (same data order and initialisation), so every seed gives its own test
+  and p-value. Seeds are not pooled: pooling would resample the same source sentence several times as if
+  independent and understate the variance.
+- A system is called better (or worse) than the baseline in a direction only when *every* paired seed is
+  significant (p < 0.05) with the same sign: an intersection-union test, whose p-value is the largest per-seed
+  p-value. Anything else is reported in words as "not significantly different" (or "seeds disagree"). No
+  correction for testing many formats x directions is applied; the report says how many tests were run.
+- sacreBLEU's paired bootstrap returns its floor p = 1/(n+1) when both systems score exactly the same (every
+  resampled difference is 0, and it counts none as "at least as large"). An observed difference of zero is no
+  evidence of a difference, so such a comparison is given p = 1.
 """
 
 from __future__ import annotations
@@ -13,8 +23,8 @@ from typing import Any
 import pandas as pd
 
 from sftlab import rundir
-from sftlab.analysis.runs import Job, job_sort_key
-from sftlab.analysis.systems import format_value, system_of
+from sftlab.analysis.runs import Job, format_value, job_sort_key
+from sftlab.analysis.systems import system_of
 from sftlab.analysis.tables import METRIC_LABELS
 from sftlab.evaluation.scoring import metrics_for
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sftlab import rundir
-from sftlab.analysis.design_stats import DesignAnalysis, _levels, analyse
+from sftlab.analysis.design_stats import DesignAnalysis, analyse, levels_text
 from sftlab.analysis.runs import find_jobs, load_job, objective_of
 from sftlab.designs.factorial import DesignError, build
 
@@ -72,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-CONFIRM_DIR = "confirm"
-
-
 DROP_FROM_CONFIRM = ("design", "hparams_search", "seed")
 
 
@@ -90,7 +87,7 @@ def confirm_commands(analysis: DesignAnalysis, seeds: list[int]) -> list[list[st
             continue
         base.append(line)
     best = [f"{analysis.prefix}.{factor}={str(level).lower()}" for factor, level in analysis.best.items()]
-    out = analysis.sweep_dir / CONFIRM_DIR
+    out = analysis.sweep_dir / rundir.DESIGN_CONFIRM_DIR
     return [
         [sys.executable, "-m", "sftlab.train", *base, *best, f"seed={seed}", f"hydra.run.dir={out / f'seed_{seed}'}"]
         for seed in seeds
@@ -107,22 +104,39 @@ def confirm(sweep_dir: Path, run: bool = False, metric: str | None = None, seeds
     commands = confirm_commands(analysis, seeds)
     interval = analysis.confirmation_interval(len(seeds))
     band = "" if interval is None else f" ± {interval:.3f} (95% confirmation interval, {len(seeds)} run(s))"
-    print(f"predicted best: {_levels(analysis.best)}")
+    print(f"predicted best: {levels_text(analysis.best)}")
     print(f"predicted {analysis.objective}: {analysis.predicted:.4f}{band}")
     for command in commands:
         print(" ".join(shlex.quote(part) for part in ["python", *command[1:]]))
     if not run:
         return 0
+    values = run_confirmation(commands)
+    if values is None:
+        return 1
+    judge(analysis, values, interval)
+    rundir.write_json(
+        analysis.sweep_dir / rundir.DESIGN_CONFIRM_DIR / rundir.DESIGN_CONFIRM,
+        {"best": analysis.best, "predicted": analysis.predicted, "interval": interval, "measured": values},
+    )
+    return 0
+
+
+def run_confirmation(commands: list[list[str]]) -> list[float] | None:
+    """Each confirmation run's objective (the first, for a multi-objective run); None when one failed."""
     values = []
     for command in commands:
         result = subprocess.run(command, check=False)
         run_dir = Path(command[-1].split("=", 1)[1])
-        job = load_job(run_dir)
-        _, value = objective_of(job)
+        _, value = objective_of(load_job(run_dir))
         if result.returncode != 0 or value is None:
             print(f"error: confirmation run {run_dir} failed (exit {result.returncode})", file=sys.stderr)
-            return 1
+            return None
         values.append(value)
+    return values
+
+
+def judge(analysis: DesignAnalysis, values: list[float], interval: float | None) -> None:
+    """Measured against predicted: within the confirmation interval, the additive model holds."""
     measured = float(np.mean(values))
     print(
         f"measured {analysis.objective}: {measured:.4f} over {len(values)} run(s) (predicted {analysis.predicted:.4f})"
@@ -133,11 +147,6 @@ def confirm(sweep_dir: Path, run: bool = False, metric: str | None = None, seeds
         print("confirmed: the measured value lies within the confirmation interval (the additive model holds)")
     else:
         print("NOT confirmed: outside the confirmation interval (interactions, or a noisy estimate)")
-    rundir.write_json(
-        analysis.sweep_dir / CONFIRM_DIR / "confirm.json",
-        {"best": analysis.best, "predicted": analysis.predicted, "interval": interval, "measured": values},
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,16 +11,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from sftlab.analysis.report import (
-    DEFAULT_BASELINE,
-    METRIC_LABELS,
-    Report,
-    build_report,
-    cell,
-    counts_line,
-    write_report,
-)
+from sftlab.analysis.render import counts_line
+from sftlab.analysis.report import DEFAULT_BASELINE, Report, build_report
 from sftlab.analysis.runs import missing_reason
+from sftlab.analysis.tables import METRIC_LABELS, cell
+from sftlab.analysis.write import write_report
 from sftlab.errors import SftlabError
 from sftlab.objectives import SCORES
 
