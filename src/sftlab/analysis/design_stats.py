@@ -13,13 +13,14 @@ evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per 
 - Taguchi's signal-to-noise ratio per design row over its seeds and translation directions (the per-direction score
   when the objective is a score, else the objective itself): larger-the-better ``-10 log10(mean(1/y^2))`` for a
   maximised objective, smaller-the-better ``-10 log10(mean(y^2))`` for a loss; its mean per level;
-- a main-effects plot (one panel per factor) and the predicted best combination under the additive model
+- the predicted best combination under the additive model
   (grand mean plus each factor's best-level deviation), with Taguchi's confirmation interval
   ``sqrt(F(1, df_e) * V_e * (1/n_eff + 1/r))``, ``n_eff = N / (1 + factors' df)``, r the confirmation runs.
 
 With several objectives (``eval.objective=[chrf, train_seconds]``) the analysis takes the first and says so: the
 statistics above need one number per run. ``python -m sftlab.design confirm`` (``sftlab.commands.design``) trains
-the predicted best combination and compares; the report writes the tables and the plot (``sftlab.analysis.write``).
+the predicted best combination and compares; the report renders the tables (``sftlab.analysis.render``) and
+writes them with a main-effects plot (``sftlab.analysis.write``, ``sftlab.analysis.plots``).
 No torch.
 """
 
@@ -112,44 +113,47 @@ def direction_scores(job: Job, metric: str) -> list[float]:
     return [float(entry[metric]) for entry in directions.values() if metric in entry]
 
 
-def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The design's runs as a frame (None when the sweep dir is no design), and what was found about it."""
+def find_design(sweep_dir: Path, jobs: list[Job]) -> dict[str, Any] | None:
+    """The design of the sweep dir: from its design.json, else the varying switches of a one-format multirun."""
     found = design_lib.read(sweep_dir)
-    jobs = jobs if jobs is not None else find_jobs(sweep_dir)
     if found is not None:
         design, data = found
-        factors, prefix = list(design.factors), design.prefix
-    else:
-        design, data, prefix = None, None, design_lib.PREFIX
-        evaluated = [job for job in jobs if job.status == "evaluated"]
-        if len({job.format for job in evaluated}) != 1:  # formats differ in more than their switches: no design
-            return None
-        factors = varying_components(evaluated, prefix)
-        if not factors:
-            return None
-    rows = []
-    skipped = []
-    for job in jobs:
-        objective, value = objective_of(job)
-        levels = {factor: level_of(node(job.config, f"{prefix}.{factor}")) for factor in factors}
-        if value is None or any(level is None for level in levels.values()):
-            skipped.append(job.name)
-            continue
-        metric = objective if objective in SCORES else None
-        rows.append(
-            {
-                "job": job.name,
-                "seed": job.seed,
-                "objective": objective,
-                **{factor: 1 if level else -1 for factor, level in levels.items()},
-                "y": value,
-                "direction_scores": direction_scores(job, metric) if metric else [],
-            }
-        )
-    several = sorted({", ".join(job.objectives) for job in jobs if len(job.objectives) > 1})
-    meta = {"design": design, "design_json": data, "factors": factors, "prefix": prefix, "skipped": skipped}
-    meta["several_objectives"] = several
-    return pd.DataFrame(rows), meta
+        return {"design": design, "design_json": data, "factors": list(design.factors), "prefix": design.prefix}
+    evaluated = [job for job in jobs if job.status == "evaluated"]
+    if len({job.format for job in evaluated}) != 1:  # formats differ in more than their switches: no design
+        return None
+    factors = varying_components(evaluated, design_lib.PREFIX)
+    if not factors:
+        return None
+    return {"design": None, "design_json": None, "factors": factors, "prefix": design_lib.PREFIX}
+
+
+def design_row(job: Job, factors: list[str], prefix: str) -> dict[str, Any] | None:
+    """One job as a run of the design: its levels (±1) and objective; None without a value or a level."""
+    objective, value = objective_of(job)
+    levels = {factor: level_of(node(job.config, f"{prefix}.{factor}")) for factor in factors}
+    if value is None or any(level is None for level in levels.values()):
+        return None
+    return {
+        "job": job.name,
+        "seed": job.seed,
+        "objective": objective,
+        **{factor: 1 if level else -1 for factor, level in levels.items()},
+        "y": value,
+        "direction_scores": direction_scores(job, objective) if objective in SCORES else [],
+    }
+
+
+def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The design's runs as a frame (None when the sweep dir is no design), and what was found about it."""
+    jobs = jobs if jobs is not None else find_jobs(sweep_dir)
+    meta = find_design(sweep_dir, jobs)
+    if meta is None:
+        return None
+    rows = {job.name: design_row(job, meta["factors"], meta["prefix"]) for job in jobs}
+    meta["skipped"] = [name for name, row in rows.items() if row is None]
+    meta["several_objectives"] = sorted({", ".join(job.objectives) for job in jobs if len(job.objectives) > 1})
+    return pd.DataFrame([row for row in rows.values() if row is not None]), meta
 
 
 # ---------------------------------------------------------------------------------------------------- statistics

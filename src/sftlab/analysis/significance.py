@@ -94,43 +94,29 @@ def significance(
 ) -> tuple[pd.DataFrame, list[str]]:
     """One paired test per non-baseline job x direction, against the baseline job of the same seed."""
     pairs, notes = pair_with_baseline(jobs, hparams, baseline, order)
-    cache: dict[str, Any] = {}
+    predictions: dict[str, Any] = {}  # job name -> its predictions by direction, each file read once
     unreproduced: set[str] = set()
     rows = []
     for job, partner in pairs:
         for one in (job, partner):
-            if one.name not in cache:
-                cache[one.name] = predictions_by_direction(one)
-        ours, theirs = cache[job.name], cache[partner.name]
-        system, seed = system_of(job, hparams), format_value(job.seed)
+            predictions.setdefault(one.name, predictions_by_direction(one))
+        ours, theirs = predictions[job.name], predictions[partner.name]
+        label = f"{system_of(job, hparams)} seed {format_value(job.seed)}"
         if ours is None or theirs is None:
             lacking = job if ours is None else partner
-            notes.append(f"{system} seed {seed}: job {lacking.name} has no {rundir.PREDICTIONS}, not tested")
+            notes.append(f"{label}: job {lacking.name} has no {rundir.PREDICTIONS}, not tested")
             continue
         for direction in partner.scores["directions"]:
             if direction not in theirs or set(ours.get(direction, {})) != set(theirs[direction]):
-                notes.append(f"{system} seed {seed} {direction}: predictions do not match the baseline's, not tested")
+                notes.append(f"{label} {direction}: predictions do not match the baseline's, not tested")
                 continue
-            base_score, score, p_value = paired_bootstrap(theirs[direction], ours[direction], metric, resamples)
-            for one, value in ((job, score), (partner, base_score)):
-                if not math.isclose(value, one.scores["directions"][direction][metric], abs_tol=0.01):
-                    unreproduced.add(one.name)
-            rows.append(
-                {
-                    "system": system,
-                    "baseline": system_of(partner, hparams),
-                    "direction": direction,
-                    "seed": seed,
-                    "job": job.name,
-                    "baseline_job": partner.name,
-                    "metric": metric,
-                    "score": score,
-                    "baseline_score": base_score,
-                    "delta": score - base_score,
-                    "p_value": p_value,
-                    "resamples": resamples,
-                }
+            row = paired_test_row(
+                job, partner, hparams, direction, (ours[direction], theirs[direction]), metric, resamples
             )
+            rows.append(row)
+            for one, score in ((job, row["score"]), (partner, row["baseline_score"])):
+                if not math.isclose(score, one.scores["directions"][direction][metric], abs_tol=0.01):
+                    unreproduced.add(one.name)
     if unreproduced:
         names = ", ".join(sorted(unreproduced, key=lambda name: job_sort_key(Path(name))))
         notes.append(
@@ -138,6 +124,34 @@ def significance(
             f"the score tables use {rundir.EVAL}, the tests {rundir.PREDICTIONS}"
         )
     return pd.DataFrame(rows), notes
+
+
+def paired_test_row(
+    job: Job,
+    partner: Job,
+    hparams: list[str],
+    direction: str,
+    predictions: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]],
+    metric: str,
+    resamples: int,
+) -> dict[str, Any]:
+    """The paired bootstrap of one job against its baseline partner in one direction, as a significance.csv row."""
+    ours, theirs = predictions
+    base_score, score, p_value = paired_bootstrap(theirs, ours, metric, resamples)
+    return {
+        "system": system_of(job, hparams),
+        "baseline": system_of(partner, hparams),
+        "direction": direction,
+        "seed": format_value(job.seed),
+        "job": job.name,
+        "baseline_job": partner.name,
+        "metric": metric,
+        "score": score,
+        "baseline_score": base_score,
+        "delta": score - base_score,
+        "p_value": p_value,
+        "resamples": resamples,
+    }
 
 
 def verdict(tests: pd.DataFrame) -> tuple[str, float]:
