@@ -1,2 +1,2 @@
-"""Reads run dirs and sweep dirs from disk: runs, systems, tables, significance, plots, design statistics and the
-report. No torch."""
+"""Reads run dirs and sweep dirs from disk, no torch: runs, systems, tables, significance, the Pareto front, plots,
+design statistics, and the report (gathered in ``report``, rendered in ``render``, written in ``write``)."""
