@@ -158,16 +158,16 @@ def complete_trials(db: Path) -> int:
 def test_a_design_point_whose_process_died_before_its_suggestions_is_neither_doubled_nor_lost(tmp_path):
     """A sweep killed between ``study.ask()`` and the trial's suggestions leaves its design point RUNNING with no
     parameters: the resumed sweep must not enqueue the point again, and must retry it once the trial is found stale."""
-    from hydra_plugins.sftlab_optuna_sweeper._impl import enqueue_design, retry_stale
+    from hydra_plugins.sftlab_optuna_sweeper._slots import enqueue_fixed, retry_stale
 
     study = optuna.create_study(study_name="design", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     points = [{"a": True, "seed": 42}, {"a": False, "seed": 42}]
-    enqueue_design(study, points)
+    enqueue_fixed(study, points)
     study.ask()  # pops the first point; its process dies before suggesting anything
     dead = study.get_trials()[0]
     assert dead.state == TrialState.RUNNING and dead.params == {}
 
-    enqueue_design(study, points)  # the resumed sweep
+    enqueue_fixed(study, points)  # the resumed sweep
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert [t.system_attrs["fixed_params"] for t in waiting] == [points[1]]
 
@@ -181,7 +181,7 @@ def test_a_design_point_whose_process_died_before_its_suggestions_is_neither_dou
 def test_a_design_enqueued_twice_by_processes_started_together_runs_each_point_once(tmp_path):
     from optuna.storages import RDBStorage
 
-    from hydra_plugins.sftlab_optuna_sweeper._impl import claim
+    from hydra_plugins.sftlab_optuna_sweeper._slots import claim
 
     storage = RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     study = optuna.create_study(study_name="design", storage=storage)

@@ -7,6 +7,10 @@ The override grammar is read as the official Hydra Optuna sweeper reads it:
   official plugin (Hydra's own ``range`` excludes stop); ``shuffle(range(...))`` -> categorical
 - ``interval(low, high)`` -> uniform (int when both bounds are ints); ``tag(log, interval(...))`` -> log-uniform
 - anything else -> a fixed value handed to every trial
+- a delete (``~key``, ``~key=value``) -> handed to every trial as written
+
+A mistake (inverted bounds, a step that does not fit, a choice of an unsupported type) is a :class:`SweepConfigError`,
+one line naming the override, before any trial runs.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ class SearchSpace:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: dict[str, str] = field(default_factory=dict)  # name -> override value, the same in every trial
     overrides: dict[str, Override] = field(default_factory=dict)  # name -> parsed override, for the checks
+    deletes: list[str] = field(default_factory=list)  # ~key or ~key=value, as written
 
     def trial_overrides(self, params: dict[str, Any]) -> list[str]:
-        """The job's override list: sampled params, then fixed values."""
+        """The job's override list: sampled params, then fixed values, then deletes."""
         values = {**params, **self.fixed}
-        return [f"{name}={value}" for name, value in values.items()]
+        return [f"{name}={value}" for name, value in values.items()] + self.deletes
 
     def probe_overrides(self) -> list[list[str]]:
         """A few override lists that, together, use every choice and both ends of every range: to compose once each."""
@@ -80,17 +85,30 @@ def distribution(override: Override) -> BaseDistribution | str:
             if not isinstance(choice, (str, int, float, bool, type(None))):
                 raise SweepConfigError(f"{name}: a choice must be a str, int, float, bool or null, not {choice!r}")
         return CategoricalDistribution(choices)
+    try:
+        return _numeric(value)
+    except ValueError as error:  # Optuna's checks: low <= high, a positive step, log bounds above 0
+        raise SweepConfigError(f"{override.input_line}: {error}") from None
+    except TypeError:
+        raise SweepConfigError(f"{override.input_line}: not a sweep the Optuna sweeper understands") from None
+
+
+def _numeric(value: Any) -> BaseDistribution:
     if isinstance(value, RangeSweep):
+        if value.start > value.stop:
+            raise ValueError(f"range from {value.start} down to {value.stop}: the start must not exceed the stop")
         if any(isinstance(x, float) for x in (value.start, value.stop, value.step)):
             return FloatDistribution(float(value.start), float(value.stop), step=float(value.step))
         return IntDistribution(int(value.start), int(value.stop), step=int(value.step))
     if isinstance(value, IntervalSweep):
+        if value.start > value.end:
+            raise ValueError(f"interval from {value.start} down to {value.end}: the low bound must not exceed the high")
         log = "log" in value.tags
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
     assert not isinstance(value, ChoiceSweep)
-    raise SweepConfigError(f"{name}: {override.input_line} is not a sweep the Optuna sweeper understands")
+    raise TypeError(value)
 
 
 def parse(params: DictConfig | dict | None, arguments: list[str]) -> SearchSpace:
@@ -98,6 +116,9 @@ def parse(params: DictConfig | dict | None, arguments: list[str]) -> SearchSpace
     lines = [f"{name}={value}" for name, value in (params or {}).items()] + list(arguments)
     space = SearchSpace()
     for override in OverridesParser.create().parse_overrides(lines):
+        if override.is_delete():
+            space.deletes.append(str(override.input_line))
+            continue
         name = override.get_key_element()
         space.distributions.pop(name, None)
         space.fixed.pop(name, None)

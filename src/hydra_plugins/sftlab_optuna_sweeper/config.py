@@ -2,12 +2,14 @@
 
 The keys are those of the official ``hydra-optuna-sweeper`` (``sampler``, ``direction``, ``storage``, ``study_name``,
 ``n_trials``, ``n_jobs``, ``max_failure_rate``, ``params``, ``custom_search_space``), so a config written for it works
-here after ``hydra/sweeper=optuna`` becomes ``hydra/sweeper=sftlab_optuna``; ``pruner`` is new. Samplers and pruners
-are ``_target_`` nodes (groups ``hydra/sweeper/sampler`` and ``hydra/sweeper/pruner``) that the sweeper
-instantiates itself, so it can shift a seeded sampler's seed when it resumes a study.
+here after ``hydra/sweeper=optuna`` becomes ``hydra/sweeper=sftlab_optuna``; the sampler presets are its own (tpe,
+random, cmaes, nsgaii, gp, qmc, grid). ``pruner``, ``metric_names``, ``design`` and the heartbeat are new; where a
+shared key means something else on purpose (``n_trials``, ``n_jobs``, ``max_failure_rate``), the README's table says
+so. Samplers and pruners are ``_target_`` nodes (groups ``hydra/sweeper/sampler`` and ``hydra/sweeper/pruner``) that
+the sweeper instantiates itself, so it can shift a seeded sampler's seed when it resumes or shares a study.
 
-Also registers the OmegaConf resolver ``${objective_direction:<objective>}``: ``minimize`` for a loss, ``maximize``
-for a translation score (``sftlab.objectives.direction``).
+Also registers the OmegaConf resolver ``${objective_direction:<objective>}``: ``minimize`` for a loss or a cost,
+``maximize`` for a translation score, a list of them for a list of objectives (``sftlab.objectives.direction``).
 
 No ``from __future__ import annotations`` here: Hydra's plugin scan runs this module before it is in
 ``sys.modules``, where ``dataclass`` cannot resolve string annotations.
@@ -63,6 +65,29 @@ class CmaEsSamplerConfig(SamplerConfig):
     use_separable_cma: bool = False
     with_margin: bool = False
     lr_adapt: bool = False
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    """Multi-objective genetic search:
+    https://optuna.readthedocs.io/en/stable/reference/samplers/generated/optuna.samplers.NSGAIISampler.html"""
+
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: int = 50
+    mutation_prob: float | None = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
+
+
+@dataclass
+class GPSamplerConfig(SamplerConfig):
+    """Gaussian-process Bayesian optimisation (needs torch and scipy); one objective or several;
+    https://optuna.readthedocs.io/en/stable/reference/samplers/generated/optuna.samplers.GPSampler.html"""
+
+    _target_: str = "optuna.samplers.GPSampler"
+    n_startup_trials: int = 10
+    deterministic_objective: bool = False
+    warn_independent_sampling: bool = True
 
 
 @dataclass
@@ -125,10 +150,16 @@ class SftlabOptunaSweeperConf:
     # _self_ first, so the groups fill sampler and pruner (a null pruner here would win otherwise).
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "median"}])
 
-    # A `_target_` node; see the hydra/sweeper/sampler group (tpe, random, cmaes, qmc, grid).
+    # A `_target_` node; see the hydra/sweeper/sampler group (tpe, random, cmaes, nsgaii, gp, qmc, grid). A fixed
+    # seed gives the same trials on any fresh storage; a resumed study shifts it by its trial count, and each further
+    # sweep process that opens the study by one more (best effort: see _impl's "Seeds").
     sampler: Any = MISSING
-    # minimize | maximize; ${objective_direction:${eval.objective}} follows the run's objective.
+    # minimize | maximize, or a list of them for a multi-objective study (the task then returns one value for each);
+    # ${objective_direction:${eval.objective}} follows the run's objective(s).
     direction: Any = "minimize"
+    # The objectives' names (a name or a list, one per direction), stored with study.set_metric_names: what
+    # optuna-dashboard and the sweep's files call them. null: unnamed ("Objective 0").
+    metric_names: Any = None
     # null: sqlite:///<hydra.sweep.dir>/optuna.db. Else a SQLAlchemy URL (anything with ://, e.g.
     # postgresql+psycopg://user:pass@host/db), journal:<path> (or a path) for an Optuna journal file on a shared
     # filesystem, or a `_target_` node of an Optuna storage. Rerunning with the same storage and study_name resumes
@@ -142,8 +173,11 @@ class SftlabOptunaSweeperConf:
     # Trials this process asks at once and hands the launcher as one batch; null: the launcher's n_jobs (one per
     # GPU with hydra/launcher=gpus), or 1. Hydra's basic launcher runs one job at a time whatever this says.
     n_jobs: int | None = None
-    # Stop the sweep once more than this fraction of its trials failed (1.0: never).
-    max_failure_rate: float = 1.0
+    # Stop the sweep, exiting non-zero, once more than this fraction of the trials this process ran failed, counted
+    # over at least 4 trials (so at 0.5 one early failure does not stop it, two of the first four do; 0.0 stops at
+    # the first failure). Pruned trials are not failures. Whatever the rate, a sweep whose trials all failed exits
+    # non-zero.
+    max_failure_rate: float = 0.5
     # name -> override value: choice(...), range(...), interval(...), tag(log, interval(...)), or a fixed value.
     params: dict[str, Any] | None = None
     # A function `fn(cfg, trial)` (dotted path) that adds parameters of its own to each trial.
@@ -161,12 +195,15 @@ class SftlabOptunaSweeperConf:
     # beat for grace_period seconds (null: twice the interval) lost its process and is failed, then retried once.
     heartbeat_interval: int | None = 30
     grace_period: int | None = None
+    # Set by the sweeper in each job's config (sftlab.sweep.trial.TrialSpec, JSON): the job's Optuna trial. Not a
+    # setting; null in the sweep's own config.
+    trial: str | None = None
 
 
-def _objective_direction(objective: str) -> str:
+def _objective_direction(objective: Any) -> Any:
     from sftlab.sweep import objective_direction
 
-    return objective_direction(str(objective))
+    return objective_direction(objective if OmegaConf.is_list(objective) else str(objective))
 
 
 def register() -> None:
@@ -176,6 +213,8 @@ def register() -> None:
         "tpe": TPESamplerConfig,
         "random": RandomSamplerConfig,
         "cmaes": CmaEsSamplerConfig,
+        "nsgaii": NSGAIISamplerConfig,
+        "gp": GPSamplerConfig,
         "qmc": QMCSamplerConfig,
         "grid": GridSamplerConfig,
     }

@@ -24,9 +24,11 @@ class SftlabOptunaSweeper(Sweeper):
         params: DictConfig | None,
         custom_search_space: str | None,
         pruner: Any,
+        metric_names: Any = None,
         design: Any = None,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
+        trial: str | None = None,  # set in jobs' configs only (sftlab.sweep.trial); null here
     ) -> None:
         from ._impl import OptunaSweep
 
@@ -41,6 +43,7 @@ class SftlabOptunaSweeper(Sweeper):
             params=params,
             custom_search_space=custom_search_space,
             pruner=pruner,
+            metric_names=metric_names,
             design=design,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,

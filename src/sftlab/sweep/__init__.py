@@ -1,14 +1,36 @@
 """The one seam between sftlab and its Hydra plugins: what the sweeper and the launchers may use of sftlab.
 
 The plugins import this package and nothing else of sftlab (an import-linter contract holds them to it), so the
-rest of sftlab can change shape without breaking them: the run-dir contract, the objectives' directions, the
-factorial designs a sweep enqueues, and the job side of a trial (``sftlab.sweep.trial``).
+rest of sftlab can change shape without breaking them. It offers the sweep dir's file names (``rundir``), the
+objectives' directions, the fixed trials of a factorial design (``fixed``), the job side of a trial (``trial``:
+the spec a job gets, the pruner, the reporter training uses) and what a finished job tells the sweeper besides its
+value (``outcome``: a returned failure, the run's tracking links).
 """
 
-from sftlab import rundir
-from sftlab.designs import factorial as designs
-from sftlab.errors import TrialPruned
-from sftlab.objectives import direction as objective_direction
-from sftlab.sweep import trial
+from __future__ import annotations
 
-__all__ = ["TrialPruned", "designs", "objective_direction", "rundir", "trial"]
+from typing import Any
+
+from sftlab import objectives, rundir
+from sftlab.sweep import fixed, outcome, trial
+from sftlab.sweep.fixed import FixedTrials, design_trials
+from sftlab.sweep.outcome import JobFailure, run_links
+
+__all__ = [
+    "FixedTrials",
+    "JobFailure",
+    "design_trials",
+    "fixed",
+    "objective_direction",
+    "outcome",
+    "run_links",
+    "rundir",
+    "trial",
+]
+
+
+def objective_direction(objective: Any) -> str | list[str]:
+    """``maximize`` or ``minimize`` for one objective; a list of them, in order, for a list of objectives."""
+    if isinstance(objective, str):
+        return objectives.direction(objectives.names(objective)[0])
+    return [objectives.direction(name) for name in objectives.names(list(objective))]
