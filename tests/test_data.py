@@ -50,6 +50,8 @@ def test_test_set_filters_by_direction_and_caps():
     pairs = data.load_translation_pairs(TEST_SET, directions=["zh-ja"], max_per_direction=5)
     assert len(pairs) == 5 and {p.direction for p in pairs} == {"zh-ja"}
     with pytest.raises(DataError, match="no test pairs for direction"):
+        data.load_translation_pairs(TEST_SET, directions=["en-zh"])
+    with pytest.raises(DataError, match="eval.directions: direction 'fr-en' has unknown language code 'fr'"):
         data.load_translation_pairs(TEST_SET, directions=["fr-en"])
 
 
@@ -104,7 +106,7 @@ def test_json_array_file_loads_and_reports_the_index(tmp_path):
     path = tmp_path / "alpaca_multi_language_train.json"
     path.write_text(json.dumps([seed_shape, seed_shape], ensure_ascii=False, indent=2), encoding="utf-8")
     records = data.load_records([path])
-    assert len(records) == 2 and records[0].keywords == ("Lake Baikal", "depth")
+    assert len(records) == 2 and records[0].keywords == "Lake Baikal, depth"  # as the recipe shows them
     path.write_text(json.dumps([seed_shape, without(seed_shape, "field")]), encoding="utf-8")
     with pytest.raises(DataError, match=r"record 1: field 'field' is missing"):
         data.load_records([path])

@@ -17,9 +17,14 @@ from typing import Any, Protocol
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from sftlab.data.formats import REASONING_FIELDS
+from sftlab.data.records import keywords_text
 from sftlab.errors import SftlabError
 
 DEFAULT_EOS = "<|endoftext|>"
+# The original recipe's rule, visible to templates as ``min_length``: context, keywords (and their fill into the
+# reasoning) and transformed_input are left out when shorter than this.
+MIN_PART_LENGTH = 3
 # Switches the code reads itself; every other component must appear in the format's templates.
 CODE_COMPONENTS = frozenset({"inject_keywords", "system"})
 
@@ -40,18 +45,28 @@ class RenderedExample:
         return self.prompt + self.completion
 
 
-def weave_keywords(reasoning: str, keywords: list[str] | tuple[str, ...], phrase: str) -> str:
+def weave_keywords(reasoning: str, keywords: str, phrase: str) -> str:
     """Insert ``phrase`` (with the keywords filled in) before the word "before" of the reasoning sentence.
 
     A sentence without " before " gets the phrase at its end instead, so no keyword is ever dropped.
     """
     if not keywords:
         return reasoning
-    woven = phrase.format(keywords=", ".join(keywords))
+    woven = phrase.format(keywords=keywords)
     head, marker, tail = reasoning.partition(" before ")
     if marker:
         return f"{head}{woven} before {tail}"
     return f"{reasoning.rstrip().rstrip('.')}{woven.rstrip(',')}."
+
+
+def fill_keywords(reasoning: str, keywords: str, placeholder: str, fill: str, weave_phrase: str | None) -> str:
+    """The recipe's fill: keywords of at least ``MIN_PART_LENGTH`` characters replace the placeholder the reasoning
+    carries; a reasoning without it gets ``weave_phrase`` woven in (None: left as it is)."""
+    if len(keywords) < MIN_PART_LENGTH:
+        return reasoning
+    if placeholder and placeholder in reasoning:
+        return reasoning.replace(placeholder, fill.format(keywords=keywords))
+    return weave_keywords(reasoning, keywords, weave_phrase) if weave_phrase else reasoning
 
 
 class PromptFormat:
@@ -64,6 +79,9 @@ class PromptFormat:
         self.components = {str(k): bool(v) for k, v in dict(config.get("components") or {}).items()}
         self.system_messages = {str(k): str(v) for k, v in dict(config.get("system_messages") or {}).items()}
         self.keyword_phrase = str(config.get("keyword_phrase", ""))
+        self.keyword_placeholder = str(config.get("keyword_placeholder", ""))
+        self.keyword_fill = str(config.get("keyword_fill", ""))
+        self.weave_keywords = bool(config.get("weave_keywords", True))
         self.tokenizer = tokenizer
         self.eos_token = eos_token or (tokenizer.eos_token if tokenizer is not None else None) or DEFAULT_EOS
         described = json.dumps({**dict(config), "eos": self.eos_token}, sort_keys=True, default=str)
@@ -83,17 +101,22 @@ class PromptFormat:
             raise SftlabError(f"prompt format '{self.name}': template error: {error}") from None
 
     def _variables(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        keywords = list(record.get("keywords") or [])
-        reasoning = str(record.get("reasoning") or "")
+        """The template's variables: a field the record lacks (another format's) is ``""``, so its part drops."""
+        variables = {name: "" for name in (*REASONING_FIELDS, "system")}
+        variables.update({key: "" if value is None else value for key, value in record.items()})
+        keywords = keywords_text(variables["keywords"])
+        reasoning = str(variables["reasoning"])
         if self.components.get("inject_keywords"):
-            reasoning = weave_keywords(reasoning, keywords, self.keyword_phrase)
-        variables = {key: record.get(key, "") for key in record}
+            weave = self.keyword_phrase if self.weave_keywords else None
+            reasoning = fill_keywords(reasoning, keywords, self.keyword_placeholder, self.keyword_fill, weave)
         variables.update(
             keywords=keywords,
             reasoning_text=reasoning,
-            system_message=self.system_messages.get(str(record.get("flag", "")), ""),
+            output=str(variables["output"]).removesuffix(self.eos_token),  # the template adds the one end token
+            system_message=variables["system"] or self.system_messages.get(str(variables["flag"]), ""),
             components=self.components,
             eos_token=self.eos_token,
+            min_length=MIN_PART_LENGTH,
         )
         return variables
 

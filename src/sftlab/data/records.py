@@ -1,21 +1,21 @@
-"""Reasoning-SFT records and translation test pairs: reading, validation and the train/validation split.
+"""Reasoning-SFT records and translation test pairs: validation, and the train/validation split.
 
-Files are parsed with the json module and validated by hand, not through ``datasets.load_dataset``: a user's
-mistake must come back as one line naming the file, the record (JSONL line or JSON-array index) and the field,
-which pyarrow's errors do not. The training code turns the validated records into a ``datasets.Dataset``.
+Rows come from ``sftlab.data.sources`` (files, folders, Hub ids) and, in a format other than the reasoning schema,
+are converted by ``sftlab.data.formats``. Each row is checked once, in one pass, and a mistake comes back as one
+line naming the file, the record and the field.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sftlab.errors import SftlabError
+from sftlab.data import formats
+from sftlab.data.sources import DataError, Source, read_rows, resolve
 
 LANGUAGES = ("English", "Japanese", "Chinese")
 LANGUAGE_CODES = {"en": "English", "ja": "Japanese", "zh": "Chinese"}
@@ -27,28 +27,26 @@ _OPTIONAL_TEXT = ("input", "transformed_input")
 _ENUMS = {"category": CATEGORIES, "language": LANGUAGES, "flag": FLAGS}
 
 
-class DataError(SftlabError):
-    """A data file that cannot be used; the message names file, record and field."""
-
-
 @dataclass(frozen=True)
 class Record:
-    """One reasoning-SFT example (see docs/dataset.md)."""
+    """One SFT example in the reasoning schema (docs/dataset.md); fields its format lacks are ``""``."""
 
     instruction: str
     input: str
     category: str
     language: str
     field: str
-    keywords: tuple[str, ...]
+    keywords: str  # as the prompt shows them: a list is joined with ", ", a string kept as written
     flag: str
     reasoning: str
     transformed_input: str
     output: str
+    system: str = ""  # a conversation's own system message; the prompt formats prefer it to the flag's
+    format: str = "reasoning"  # the format it was read in (not a field of the record)
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        values["keywords"] = list(self.keywords)
+        del values["format"]
         return values
 
 
@@ -67,49 +65,24 @@ class TranslationPair:
         return f"{self.source_lang}-{self.target_lang}"
 
 
-def read_json_objects(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(where, object)`` for each object of a JSONL file or a JSON array file.
-
-    ``where`` reads ``"<file>: line N"`` (JSONL) or ``"<file>: record N"`` (0-based array index).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})") from None
-    if not text.strip():
-        raise DataError(f"{path}: the file is empty")
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from None
-        for index, item in enumerate(items):
-            yield _as_object(item, f"{path}: record {index}")
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number}: invalid JSON ({error.msg})") from None
-        yield _as_object(item, f"{path}: line {number}")
+def keywords_text(value: Any, where: str = "record") -> str:
+    """Keywords as one string: the recipe's data has a string, sftlab's bundled data a list (joined with ", ")."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
+        return ", ".join(part.strip() for part in value if part.strip())
+    raise DataError(f"{where}: field 'keywords' must be a list of strings or a string")
 
 
-def _as_object(item: Any, where: str) -> tuple[str, dict[str, Any]]:
-    if not isinstance(item, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(item).__name__}")
-    return where, item
-
-
-def _text(item: dict[str, Any], name: str, where: str, required: bool) -> str:
+def _text(item: Mapping[str, Any], name: str, where: str, required: bool) -> str:
     if name not in item:
         raise DataError(f"{where}: field '{name}' is missing")
     value = item[name]
-    if value is None and not required:
+    if value is None:
+        if required:
+            raise DataError(f"{where}: field '{name}' is empty")
         return ""
     if not isinstance(value, str):
         raise DataError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
@@ -118,61 +91,141 @@ def _text(item: dict[str, Any], name: str, where: str, required: bool) -> str:
     return value.strip()
 
 
-def _keywords(item: dict[str, Any], where: str) -> tuple[str, ...]:
-    if "keywords" not in item:
-        raise DataError(f"{where}: field 'keywords' is missing")
-    value = item["keywords"]
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list) and all(isinstance(part, str) for part in value):
-        return tuple(part.strip() for part in value if part.strip())
-    raise DataError(f"{where}: field 'keywords' must be a list of strings or a comma-separated string")
+def parse_record(item: Mapping[str, Any], where: str, fmt: str = "reasoning") -> Record:
+    """A validated record from one row in format ``fmt``."""
+    if fmt in formats.TURN_KEYS:
+        item = formats.conversation(item, fmt, where)
+        values = {name: _text(item, name, where, required=True) for name in ("instruction", "output")}
+        values["system"] = _text(item, "system", where, required=False)
+    elif fmt == "alpaca":
+        values = {name: _text(item, name, where, required=True) for name in ("instruction", "output")}
+        values["input"] = _text(item, "input", where, required=False) if "input" in item else ""
+    else:
+        values = {name: _text(item, name, where, required=True) for name in _REQUIRED_TEXT}
+        values.update({name: _text(item, name, where, required=False) for name in _OPTIONAL_TEXT})
+        for name, allowed in _ENUMS.items():
+            if values[name] not in allowed:
+                raise DataError(
+                    f"{where}: field '{name}' has unknown value {values[name]!r} "
+                    f"(expected one of: {', '.join(allowed)})"
+                )
+        if "keywords" not in item:
+            raise DataError(f"{where}: field 'keywords' is missing")
+        values["keywords"] = keywords_text(item["keywords"], where)
+    fields = {name: values.get(name, "") for name in formats.REASONING_FIELDS}
+    return Record(**fields, system=values.get("system", ""), format=fmt)
 
 
-def parse_record(item: dict[str, Any], where: str) -> Record:
-    values: dict[str, Any] = {name: _text(item, name, where, required=True) for name in _REQUIRED_TEXT}
-    values.update({name: _text(item, name, where, required=False) for name in _OPTIONAL_TEXT})
-    for name, allowed in _ENUMS.items():
-        if values[name] not in allowed:
-            raise DataError(
-                f"{where}: field '{name}' has unknown value {values[name]!r} (expected one of: {', '.join(allowed)})"
-            )
-    values["keywords"] = _keywords(item, where)
-    return Record(**values)
+def load_records(
+    paths: Iterable[str | Path],
+    columns: Mapping[str, str] | None = None,
+    fmt: str = "auto",
+    split: str = "train",
+    revision: str | None = None,
+    subset: str | None = None,
+) -> list[Record]:
+    """Read and validate every record of the given files, folders or Hub ids, in order.
 
-
-def load_records(paths: Iterable[str | Path]) -> list[Record]:
-    """Read and validate every record of the given files, in order."""
-    paths = list(paths)
-    if not paths:
+    ``columns`` maps schema fields onto the user's column names; ``fmt`` is one of ``formats.FORMATS`` or
+    ``auto`` (each source's first row decides); ``split``, ``revision`` and ``subset`` apply to folders and ids.
+    """
+    entries = [str(path) for path in paths]
+    if not entries:
         raise DataError("no data files configured (data.train_files is empty)")
-    return [parse_record(item, where) for path in paths for where, item in read_json_objects(path)]
+    columns = dict(columns or {})
+    formats.check_columns(columns)
+    if fmt != "auto" and fmt not in formats.FORMATS:
+        raise DataError(f"data.format: unknown format {fmt!r} (expected auto or one of: {', '.join(formats.FORMATS)})")
+    records: list[Record] = []
+    for entry in entries:
+        source_format = None if fmt == "auto" else fmt
+        for where, row in read_rows(Source(entry, split, revision, subset)):
+            row = formats.map_columns(row, columns, where)
+            source_format = source_format or formats.detect(row, where)
+            records.append(parse_record(row, where, source_format))
+    return records
 
 
-def parse_pair(item: dict[str, Any], where: str) -> TranslationPair:
-    values = {name: _text(item, name, where, required=True) for name in ("source", "reference")}
-    for name in ("source_lang", "target_lang"):
-        code = _text(item, name, where, required=True)
-        if code not in LANGUAGE_CODES:
-            raise DataError(
-                f"{where}: field '{name}' has unknown language code {code!r} "
-                f"(expected one of: {', '.join(LANGUAGE_CODES)})"
-            )
-        values[name] = code
+def absent_parts_note(records: Iterable[Record]) -> str | None:
+    """One line saying which fields the records' formats lack (their prompt parts are left out), or None."""
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.format] = counts.get(record.format, 0) + 1
+    notes = [
+        f"{fmt} records ({count}) have no {', '.join(formats.absent_fields(fmt))}"
+        for fmt, count in sorted(counts.items())
+        if formats.absent_fields(fmt)
+    ]
+    return f"{'; '.join(notes)}: the prompt parts that show them are left out" if notes else None
+
+
+PAIR_FIELDS = frozenset({"id", "source", "reference", "direction", "source_lang", "target_lang"})
+
+
+def _language(code: str, where: str, name: str) -> str:
+    if code not in LANGUAGE_CODES:
+        raise DataError(
+            f"{where}: {name} has unknown language code {code!r} (expected one of: {', '.join(LANGUAGE_CODES)})"
+        )
+    return code
+
+
+def _direction(source_lang: str, target_lang: str, where: str) -> tuple[str, str]:
+    if source_lang == target_lang:
+        raise DataError(f"{where}: the direction {source_lang}-{target_lang} translates a language into itself")
+    return source_lang, target_lang
+
+
+def parse_direction(direction: str, where: str, name: str = "field 'direction'") -> tuple[str, str]:
+    """``"ja-en"`` as ``("ja", "en")``: two different languages among en, ja, zh."""
+    codes = str(direction).strip().split("-")
+    if len(codes) != 2:
+        raise DataError(f"{where}: {name} is not SOURCE-TARGET (got {direction!r}; e.g. ja-en)")
+    return _direction(_language(codes[0], where, name), _language(codes[1], where, name), where)
+
+
+def parse_pair(item: Mapping[str, Any], where: str, default_direction: str | None = None) -> TranslationPair:
+    """A test pair; its direction from ``direction``, else ``source_lang``/``target_lang``, else the default."""
+    source = _text(item, "source", where, required=True)
+    reference = _text(item, "reference", where, required=True)
+    if "direction" in item:
+        source_lang, target_lang = parse_direction(_text(item, "direction", where, True), where)
+    elif default_direction is not None and not {"source_lang", "target_lang"} & item.keys():
+        source_lang, target_lang = parse_direction(default_direction, where, "eval.directions")
+    else:
+        codes = []
+        for name in ("source_lang", "target_lang"):
+            if name not in item:
+                raise DataError(f"{where}: field '{name}' is missing (or give 'direction', e.g. ja-en)")
+            codes.append(_language(_text(item, name, where, required=True), where, f"field '{name}'"))
+        source_lang, target_lang = _direction(*codes, where)
     pair_id = item.get("id")
-    values["id"] = str(pair_id) if pair_id is not None else where.rsplit(": ", 1)[-1].replace(" ", "-")
-    return TranslationPair(**values)
+    pair_id = str(pair_id) if pair_id is not None else where.rsplit(": ", 1)[-1].replace(" ", "-")
+    return TranslationPair(pair_id, source, reference, source_lang, target_lang)
 
 
 def load_translation_pairs(
-    path: str | Path, directions: Iterable[str] = (), max_per_direction: int | None = None
+    path: str | Path,
+    directions: Iterable[str] = (),
+    max_per_direction: int | None = None,
+    columns: Mapping[str, str] | None = None,
+    split: str = "test",
+    revision: str | None = None,
+    subset: str | None = None,
 ) -> list[TranslationPair]:
-    """Read and validate a translation test file, keeping the given directions (all when empty)."""
-    pairs = [parse_pair(item, where) for where, item in read_json_objects(path)]
-    wanted = set(directions)
-    missing = wanted - {pair.direction for pair in pairs}
+    """Read and validate a translation test set (file, folder or Hub id), keeping the given directions (all when
+    empty). A set without language fields takes the one direction ``directions`` names."""
+    wanted = list(directions)
+    for direction in wanted:
+        parse_direction(direction, "eval.directions", f"direction {direction!r}")
+    columns = dict(columns or {})
+    formats.check_columns(columns, PAIR_FIELDS, "eval.columns")
+    default = wanted[0] if len(wanted) == 1 else None
+    pairs = [
+        parse_pair(formats.map_columns(row, columns, where, "eval.columns"), where, default)
+        for where, row in read_rows(Source(str(path), split, revision, subset))
+    ]
+    missing = set(wanted) - {pair.direction for pair in pairs}
     if missing:
         raise DataError(f"{path}: no test pairs for direction(s) {', '.join(sorted(missing))}")
     kept: list[TranslationPair] = []
@@ -198,8 +251,10 @@ def split_records(records: list[Record], val_fraction: float, seed: int) -> tupl
 
 
 def files_sha256(paths: Iterable[str | Path]) -> str:
-    """One hash over the bytes of all files, for the reproducibility record."""
+    """One hash over the bytes of all files (those in a folder too, in name order), for the reproducibility record."""
     digest = hashlib.sha256()
-    for path in paths:
-        digest.update(Path(path).read_bytes())
+    for path in map(resolve, paths):
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(file.read_bytes())
     return digest.hexdigest()

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import sys
+
 from sftlab.config import DataConfig, EvalConfig
-from sftlab.data.records import LANGUAGES, TranslationPair, load_records, load_translation_pairs, split_records
+from sftlab.data.records import (
+    LANGUAGES,
+    TranslationPair,
+    absent_parts_note,
+    load_records,
+    load_translation_pairs,
+    split_records,
+)
 from sftlab.errors import SftlabError
 
 
 def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
-    """Validated training and validation records as plain dicts, filtered and capped as configured."""
-    train = load_records(data.train_files)
+    """Validated training and validation records as plain dicts, filtered and capped as configured.
+
+    Says on stderr (one line, so a preview's JSON on stdout stays clean) which fields the records' formats lack.
+    """
+    options = {"columns": data.columns, "fmt": str(getattr(data.format, "value", data.format))}
+    options.update(revision=data.revision, subset=data.subset)
+    train = load_records(data.train_files, split=data.split, **options)
     if data.val_files:
-        val = load_records(data.val_files)
+        val = load_records(data.val_files, split=data.val_split, **options)
     else:
         train, val = split_records(train, data.val_fraction, seed)
+    note = absent_parts_note([*train, *val])
+    if note:
+        print(f"[sftlab] data: {note}", file=sys.stderr)
     if data.languages:
         unknown = set(data.languages) - set(LANGUAGES)
         if unknown:
@@ -28,7 +45,16 @@ def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def load_test_pairs(eval_cfg: EvalConfig) -> list[TranslationPair]:
-    """The translation test pairs to score, or none when the evaluation is off."""
+    """The translation test pairs to score (its file, folder or Hub id, directions, cap and column names), or none
+    when the evaluation is off."""
     if not eval_cfg.enabled:
         return []
-    return load_translation_pairs(eval_cfg.test_file, eval_cfg.directions, eval_cfg.max_pairs_per_direction)
+    return load_translation_pairs(
+        eval_cfg.test_file,
+        eval_cfg.directions,
+        eval_cfg.max_pairs_per_direction,
+        columns=eval_cfg.columns,
+        split=eval_cfg.split,
+        revision=eval_cfg.revision,
+        subset=eval_cfg.subset,
+    )
