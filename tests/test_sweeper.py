@@ -25,7 +25,8 @@ from conftest import CONF, ROOT, TINY_RUN, crash_app_sweep, run_module
 from hydra_plugins.sftlab_optuna_sweeper._impl import finished_trials
 from hydra_plugins.sftlab_optuna_sweeper._storage import open_storage
 from sftlab import rundir
-from sftlab.sweep import trial as trial_contract
+from sftlab.sweep import JobFailure
+from sftlab.sweep.trial import LossPruner, TrialSpec, connect
 
 STUDY = "lora_lr_seq"
 
@@ -234,7 +235,7 @@ def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(pruned_and_failed):
     failed = [t for t in trials if t.params["trainer.max_seq_length"] == 1]
     assert len(failed) == 1 and failed[0].state == TrialState.FAIL
     assert failed[0].user_attrs["error_type"] == "SftlabError"
-    assert "max_seq_length=1" in failed[0].user_attrs["reason"]
+    assert "max_seq_length" in failed[0].user_attrs["reason"]
     results = yaml.safe_load((pruned_and_failed / "optimization_results.yaml").read_text())
     assert results["best_params"] is None and results["trials"] == {"fail": 1, "pruned": 1}
 
@@ -315,8 +316,6 @@ def test_the_override_grammar_reads_as_in_the_official_plugin():
 
 
 def test_the_pruner_compares_losses_as_losses_when_the_study_maximises():
-    from hydra_plugins.sftlab_optuna_sweeper._reporting import LossPruner
-
     def study_with(pruner, direction):
         study = optuna.create_study(direction=direction, pruner=pruner)
         for loss, score in ((1.0, 50.0), (1.2, 40.0)):
@@ -333,64 +332,70 @@ def test_the_pruner_compares_losses_as_losses_when_the_study_maximises():
         assert worse.should_prune() and not better.should_prune()
 
 
-def job_return(tmp_path: Path, status: JobStatus, value, failure: dict | None = None) -> JobReturn:
-    if failure is not None:
-        rundir.write_json(tmp_path / rundir.FAILURE, failure)
+def job_return(tmp_path: Path, status: JobStatus, value) -> JobReturn:
     ret = JobReturn(hydra_cfg=OmegaConf.create({"hydra": {"runtime": {"output_dir": str(tmp_path)}}}), status=status)
     ret.return_value = value
     return ret
 
 
 def test_job_outcomes_become_trial_states_with_their_reason(tmp_path):
-    from hydra_plugins.sftlab_optuna_sweeper._impl import job_outcome
+    from hydra_plugins.sftlab_optuna_sweeper._outcome import job_outcome
 
-    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.5))[:2] == (TrialState.COMPLETE, 1.5)
-    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.FAILED, ValueError("boom")))
-    assert state == TrialState.FAIL and attrs["reason"] == "boom" and attrs["error_type"] == "ValueError"
-    state, _, attrs = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, float("nan")))
-    assert state == TrialState.FAIL and "NaN" in attrs["reason"]
-    failure = {"type": "SftlabError", "message": "no training records left"}
-    state, _, attrs = job_outcome(job_return(tmp_path / "a", JobStatus.COMPLETED, None, failure))
-    assert state == TrialState.FAIL and attrs["reason"] == "no training records left"
-    failure = {"type": "TrialPruned", "message": "pruned at step 4: eval_loss 2.0000"}
-    state, _, attrs = job_outcome(job_return(tmp_path / "b", JobStatus.COMPLETED, None, failure))
-    assert state == TrialState.PRUNED and attrs["reason"].startswith("pruned at step 4")
-    state, _, attrs = job_outcome(job_return(tmp_path / "c", JobStatus.COMPLETED, None))
-    assert state == TrialState.FAIL and attrs["reason"] == "the task returned None"
+    outcome = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.5))
+    assert (outcome.state, outcome.values, outcome.attrs) == (TrialState.COMPLETE, [1.5], {"run_dir": str(tmp_path)})
+    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, (1, 2.5)), 2).values == [1.0, 2.5]
+    outcome = job_outcome(job_return(tmp_path, JobStatus.FAILED, ValueError("boom")))
+    assert outcome.state == TrialState.FAIL and outcome.reason == "boom" and outcome.attrs["error_type"] == "ValueError"
+    for value, n, reason in (
+        (float("nan"), 1, "the task returned NaN"),
+        ([1.0], 2, "the task returned 1 value(s) for 2 objectives: [1.0]"),
+        (None, 1, "the task returned None, not a number"),
+    ):
+        outcome = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, value), n)
+        assert (outcome.state, outcome.reason) == (TrialState.FAIL, reason)
+    # A sftlab job's failure comes back as its return value, not through failure.json.
+    failed = JobFailure("SftlabError", "no training records left", user_error=True)
+    outcome = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, failed))
+    assert (outcome.state, outcome.reason, outcome.attrs["error_type"]) == (
+        TrialState.FAIL,
+        "no training records left",
+        "SftlabError",
+    )
+    pruned = JobFailure.of(trial_pruned("pruned at step 4: eval_loss 2.0000"))
+    assert job_outcome(job_return(tmp_path, JobStatus.COMPLETED, pruned)).state == TrialState.PRUNED
+    # The run's tracking links, from run.json through the seam, become user attrs.
+    rundir.write_json(
+        tmp_path / rundir.RUN, {"seed": 1, "tracking": {"wandb_id": "ab12", "wandb_url": "https://x/ab12"}}
+    )
+    attrs = job_outcome(job_return(tmp_path, JobStatus.COMPLETED, 1.0)).attrs
+    assert attrs == {"run_dir": str(tmp_path), "wandb_id": "ab12", "wandb_url": "https://x/ab12"}
 
 
-class RecordingReporter:
-    """What the sweeper's spec connects to in this test: records reports, prunes as the spec says."""
+def trial_pruned(message: str) -> Exception:
+    from sftlab.errors import TrialPruned
 
-    def __init__(self, spec: dict):
-        self.prune, self.reports = spec["prune"], []
-
-    def report(self, step, value):
-        self.reports.append((step, value))
-
-    def should_prune(self):
-        return self.prune
+    return TrialPruned(message)
 
 
-def test_training_reports_to_the_trial_in_its_environment_and_stops_when_pruned(monkeypatch):
+def test_training_reports_to_the_trial_its_spec_names_and_stops_when_pruned(tmp_path):
+    """The job side of a trial against a real study: reports land in the storage; a pruner that always prunes
+    (a loss is never below 0) stops training between its first and last step, as the sweeper's spec configures it."""
     from sftlab.training.callbacks import PruningCallback
 
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    trial_id = study.ask()._trial_id
+    spec = TrialSpec(storage, "s", trial_id, {"_target_": "optuna.pruners.ThresholdPruner", "upper": 0.0}, True)
+    assert TrialSpec.parse(spec.override().split("=", 1)[1].strip("'")) == spec  # the override round-trips
+    reporter = connect(spec)
+    assert isinstance(reporter.trial.study.pruner, LossPruner)  # the study maximises: losses compared as losses
+    callback = PruningCallback(reporter)
     metrics = {"eval_loss": 2.5}
-    assert trial_contract.current() is None  # no sweep: no reporter, no callback
-
-    monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": False}))
-    callback = PruningCallback(trial_contract.current())
-    callback.on_evaluate(None, SimpleNamespace(global_step=1, max_steps=4), None, metrics=metrics)
-    callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
-    assert trial_contract.current().reports == [(1, 2.5), (2, 2.5)]  # one connection for the job
-
-    monkeypatch.setenv(trial_contract.ENV, json.dumps({"connect": "test_sweeper:RecordingReporter", "prune": True}))
-    callback = PruningCallback(trial_contract.current())
     callback.on_evaluate(None, SimpleNamespace(global_step=0, max_steps=4), None, metrics=metrics)  # step 0
     callback.on_evaluate(None, SimpleNamespace(global_step=4, max_steps=4), None, metrics=metrics)  # last step
-    with pytest.raises(trial_contract.TrialPruned, match="pruned at step 2"):
+    with pytest.raises(trial_pruned("").__class__, match="pruned at step 2"):
         callback.on_evaluate(None, SimpleNamespace(global_step=2, max_steps=4), None, metrics=metrics)
-    assert trial_contract.current().reports == [(0, 2.5), (4, 2.5), (2, 2.5)]
+    assert optuna.load_study(study_name="s", storage=storage).trials[0].intermediate_values == {0: 2.5, 2: 2.5, 4: 2.5}
 
 
 def test_the_launcher_configs_compose_and_pin_one_gpu_per_job(monkeypatch):

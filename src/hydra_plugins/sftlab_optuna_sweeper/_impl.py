@@ -59,6 +59,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -239,7 +240,10 @@ class OptunaSweep:
             plan = self.prepare(arguments)
             failed, ran = self.run_trials(plan)
         except KeyboardInterrupt:
-            log.warning("interrupted (Ctrl-C): the running trials are failed and enqueued again; rerun to resume")
+            print(
+                "\ninterrupted (Ctrl-C): the running trials are failed and enqueued again; rerun to resume",
+                file=sys.stderr,
+            )
             raise SystemExit(INTERRUPTED) from None
         self.finish(plan, failed, ran)
 
@@ -370,19 +374,17 @@ class OptunaSweep:
         optional dependency is missing (CMA-ES without ``cmaes``) fails here, not at the sweep's second trial."""
         sampler = self.make_sampler(space, seed_offset=0)
         rng = random.Random(0)
-
-        def objective(trial: Trial) -> list[float]:
-            for name, dist in space.distributions.items():
-                _suggest(trial, name, dist)
-            return [rng.random() for _ in self.directions]
-
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 probe = optuna.create_study(sampler=sampler, directions=self.directions)
-                probe.optimize(objective, n_trials=PROBE_TRIALS, catch=())
+                for _ in range(PROBE_TRIALS):  # ask and tell: a sampler's error comes straight here, unlogged
+                    trial = probe.ask()
+                    for name, dist in space.distributions.items():
+                        _suggest(trial, name, dist)
+                    tell(probe, trial, TrialState.COMPLETE, [rng.random() for _ in self.directions])
         except Exception as error:
             raise SweepConfigError(
                 f"hydra.sweeper.sampler: {type(sampler).__name__} cannot sample this search space: {one_line(error)}"
