@@ -286,3 +286,14 @@ def test_every_direction_is_requested_and_scored_with_its_target_tokenizer(tmp_p
     }
     assert all(tokenizers[d].startswith(prefix) for d, prefix in expected.items()), tokenizers
     assert all(entry["chrf"] == 100 for entry in scores["directions"].values())
+
+
+def test_columns_override_is_typed(tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    path = write_as(tmp_path / "qa.csv", [{"question": "What is 2 + 2?", "answer": "4"}] * 3)
+    overrides = ["data=custom", f"data.train_files=[{path}]", "data.columns={instruction: question, output: answer}"]
+    train, val = load_splits(compose_train(overrides).data, seed=1)
+    assert train[0]["instruction"] == "What is 2 + 2?" and len(train) + len(val) == 3
+    with pytest.raises(ConfigCompositionException):
+        compose_train([*overrides[:2], "data.columns={instrucion: question}"])

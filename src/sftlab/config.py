@@ -198,6 +198,38 @@ class PromptConfig:
 
 
 @dataclass
+class ColumnsConfig:
+    """Your column names for the record fields, e.g. ``'data.columns={instruction: question, output: answer}'``;
+    empty: the field's own name. A key per field, so an override names existing keys and a typo fails at start."""
+
+    instruction: str = ""
+    input: str = ""
+    category: str = ""
+    language: str = ""
+    field: str = ""
+    keywords: str = ""
+    flag: str = ""
+    reasoning: str = ""
+    transformed_input: str = ""
+    output: str = ""
+    system: str = ""
+    conversations: str = ""
+    messages: str = ""
+
+
+@dataclass
+class PairColumnsConfig:
+    """Your column names for the test-pair fields, e.g. ``'eval.columns={source: ja, reference: en}'``."""
+
+    id: str = ""
+    source: str = ""
+    reference: str = ""
+    direction: str = ""
+    source_lang: str = ""
+    target_lang: str = ""
+
+
+@dataclass
 class DataConfig:
     train_files: list[str] = field(default_factory=list)
     val_files: list[str] = field(default_factory=list)
@@ -206,7 +238,7 @@ class DataConfig:
     max_train_records: int | None = None
     max_val_records: int | None = None
     format: RecordFormat = RecordFormat.auto
-    columns: dict[str, str] = field(default_factory=dict)  # schema field -> your column, e.g. {output: answer}
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
     split: str = "train"  # the split read from a folder or Hub id in train_files
     val_split: str = "validation"  # ... in val_files
     revision: str | None = None  # a Hub dataset's branch, tag or commit
@@ -240,9 +272,8 @@ class EvalConfig:
     adapter_dir: str | None = None  # sftlab.evaluate: an adapter to score; null scores the base model alone
     bootstrap_resamples: int = 1000
     request: TranslationRequestConfig = field(default_factory=TranslationRequestConfig)
-    # test_file may be a file, a folder or a Hub id; columns maps pair fields (id, source, reference, direction,
-    # source_lang, target_lang) onto the set's own names.
-    columns: dict[str, str] = field(default_factory=dict)
+    # test_file may be a file, a folder or a Hub id; columns maps pair fields onto the set's own names.
+    columns: PairColumnsConfig = field(default_factory=PairColumnsConfig)
     split: str = "test"
     revision: str | None = None
     subset: str | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from typing import Any
 
 from sftlab.config import DataConfig, EvalConfig
 from sftlab.data.records import (
@@ -16,12 +18,18 @@ from sftlab.data.records import (
 from sftlab.errors import SftlabError
 
 
+def column_map(columns: Any) -> dict[str, str]:
+    """The fields a ``columns`` config maps onto other column names (an empty name keeps the field's own)."""
+    values = dataclasses.asdict(columns) if dataclasses.is_dataclass(columns) else dict(columns or {})
+    return {name: column for name, column in values.items() if column}
+
+
 def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
     """Validated training and validation records as plain dicts, filtered and capped as configured.
 
     Says on stderr (one line, so a preview's JSON on stdout stays clean) which fields the records' formats lack.
     """
-    options = {"columns": data.columns, "fmt": str(getattr(data.format, "value", data.format))}
+    options = {"columns": column_map(data.columns), "fmt": str(getattr(data.format, "value", data.format))}
     options.update(revision=data.revision, subset=data.subset)
     train = load_records(data.train_files, split=data.split, **options)
     if data.val_files:
@@ -53,7 +61,7 @@ def load_test_pairs(eval_cfg: EvalConfig) -> list[TranslationPair]:
         eval_cfg.test_file,
         eval_cfg.directions,
         eval_cfg.max_pairs_per_direction,
-        columns=eval_cfg.columns,
+        columns=column_map(eval_cfg.columns),
         split=eval_cfg.split,
         revision=eval_cfg.revision,
         subset=eval_cfg.subset,
