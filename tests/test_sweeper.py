@@ -455,3 +455,25 @@ def test_a_worker_that_dies_fails_its_own_trial_and_its_gpu_gets_a_new_worker(tm
         assert t.user_attrs["reason"].startswith("its worker process on GPU a died: TerminatedWorkerError")
     jobs = [json.loads((tmp_path / str(t.number) / "job.json").read_text()) for t in complete]
     assert {job["gpu"] for job in jobs} == {"b"} and len({job["pid"] for job in jobs}) == 1  # GPU b kept its worker
+
+
+def test_a_quality_vs_cost_sweep_returns_one_value_per_objective_and_writes_its_front(tmp_path):
+    """hparams_search=quality_vs_cost on the tiny model: the train task returns [eval_loss, train_seconds], the study
+    minimises both under their names, and the front is written; no pruning reports (several objectives)."""
+    sweep_dir = tmp_path / "qvc"
+    command = sweep_command(sweep_dir, "hydra.sweeper.n_trials=2", "eval.objective=[eval_loss,train_seconds]")
+    command[command.index("hparams_search=lora_lr_seq")] = "hparams_search=quality_vs_cost"
+    result = run_module(*command)
+    assert result.returncode == 0, output(result)
+    study = optuna.load_study(study_name="quality_vs_cost", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["eval_loss", "train_seconds"]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for t in study.trials:
+        metrics = rundir.read_json(Path(t.user_attrs["run_dir"]) / rundir.METRICS)
+        assert t.values == pytest.approx([metrics["eval_loss"], metrics["train_runtime_s"]])
+        assert t.intermediate_values == {}
+    front = (sweep_dir / rundir.SWEEP_PARETO).read_text().splitlines()
+    assert front[0].startswith("number,eval_loss,train_seconds,") and len(front) == 1 + len(study.best_trials)
+    assert (sweep_dir / rundir.SWEEP_PARETO_PLOT).stat().st_size > 0
+    assert "sweeper.trial" not in output(result) and "trial_id" not in output(result)  # launch lines: overrides only
