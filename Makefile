@@ -50,10 +50,12 @@ test: $(TEST_INSTALLED)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(ARGS)
 
-# An Optuna sweep of LoRA rank, learning rate and max sequence length (CPU schedule; SWEEP_DIR=... resumes one).
+# An Optuna sweep of LoRA rank, learning rate and max sequence length (CPU schedule; SWEEP_DIR=... resumes one;
+# SWEEP=quality_vs_cost trades chrF against training time and writes the Pareto front).
 SWEEP_DIR ?=
+SWEEP ?= lora_lr_seq
 sweep: $(INSTALLED)
-	$(BIN)/python -m sftlab.train -m hparams_search=lora_lr_seq experiment=cpu_quick \
+	$(BIN)/python -m sftlab.train -m hparams_search=$(SWEEP) experiment=cpu_quick \
 		$(if $(SWEEP_DIR),hydra.sweep.dir=$(SWEEP_DIR)) $(ARGS)
 
 # Every prompt format x 3 seeds, trained and evaluated on the embedded default (long on CPU: ~21 x 5 minutes).
