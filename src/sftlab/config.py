@@ -131,6 +131,10 @@ class TrainerConfig:
     padding_free: bool = False
     packing: bool = False
     gradient_checkpointing: bool = True
+    # On a CUDA GPU: choose checkpointing, per-device batch and accumulation for speed, keeping per-device batch x
+    # accumulation (sftlab.training.memory_plan); memory_budget_gib caps the GPU memory it plans for (null: the free).
+    autotune: bool = False
+    memory_budget_gib: float | None = None
     precision: Precision = Precision.auto
     eval_steps: int = 50  # evaluation loss on the validation split every N steps; 0 switches it off
     eval_on_start: bool = False  # also before the first step, to see how far the loss fell
@@ -163,6 +167,8 @@ class TrainerConfig:
             self.gradient_accumulation_steps,
         )
         require(self.max_seq_length >= 16, "trainer.max_seq_length", ">= 16", self.max_seq_length)
+        budget = self.memory_budget_gib
+        require(budget is None or budget > 0, "trainer.memory_budget_gib", "> 0 (or null)", budget)
         require(
             self.max_steps > 0 or self.num_train_epochs > 0,
             "trainer.num_train_epochs",

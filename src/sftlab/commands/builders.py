@@ -74,11 +74,36 @@ def prompt_format(prompt: PromptConfig, tokenizer: Any) -> PromptFormat:
     return PromptFormat(dataclasses.asdict(prompt), tokenizer=tokenizer)
 
 
-def lora_model(cfg: TrainConfig, base: BaseModel, run: Runtime) -> Any:
-    """A fresh adapter of ``cfg.lora`` on the base, seeded, with the configured gradient checkpointing."""
-    return models.add_lora(
-        base.model, cfg.lora, run.backend, cfg.trainer.gradient_checkpointing, cfg.seed, cfg.trainer.max_seq_length
+def memory_plan(cfg: TrainConfig, base: BaseModel, run: Runtime, process: Process) -> Any:
+    """``trainer.autotune``'s plan for this run (a ``training.memory_plan.Autotuner``), decided before the adapter
+    exists; None when autotune is off, on CPU, or when no plan fits."""
+    if not cfg.trainer.autotune:
+        return None
+    from sftlab.training.memory_plan import autotune
+
+    return autotune(
+        base.model,
+        model_path=base.path,
+        backend=run.backend.value,
+        lora_r=cfg.lora.r,
+        lora_targets=list(cfg.lora.target_modules),
+        per_device_train_batch_size=cfg.trainer.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.trainer.gradient_accumulation_steps,
+        length=cfg.trainer.max_seq_length,
+        cache_dir=cfg.cache_dir,
+        budget_gib=cfg.trainer.memory_budget_gib,
+        distributed=process.distributed,
     )
+
+
+def lora_model(
+    cfg: TrainConfig, base: BaseModel, run: Runtime, plan: Any = None, checkpointing: str | None = None
+) -> Any:
+    """A fresh adapter of ``cfg.lora`` on the base, seeded, with the configured gradient checkpointing, or the plan's
+    (``checkpointing`` names a fallback plan's mode)."""
+    if checkpointing is None:
+        checkpointing = plan.plan.checkpointing if plan is not None else cfg.trainer.gradient_checkpointing
+    return models.add_lora(base.model, cfg.lora, run.backend, checkpointing, cfg.seed, cfg.trainer.max_seq_length)
 
 
 def sweep_context() -> dict[str, Any]:
@@ -120,8 +145,11 @@ def training_setup(
     splits: tuple[list[dict], list[dict]],
     run_dir: Path,
     tracker: Tracker,
+    plan: Any = None,
+    base: BaseModel | None = None,
 ) -> TrainingSetup:
-    """Training's inputs, with its callbacks: every log to the tracker, the sweep trial's pruning in a sweep."""
+    """Training's inputs, with its callbacks: every log to the tracker, the sweep trial's pruning in a sweep; with
+    ``plan`` (``memory_plan``), its batch and accumulation, and fresh adapters on ``base`` for its fallbacks."""
     # Imported here, not at the top: they subclass transformers' TrainerCallback (see the module docstring).
     from sftlab.training.callbacks import PruningCallback, StepReporter
 
@@ -133,10 +161,12 @@ def training_setup(
         prompt_format=prompt_format,
         train_records=splits[0],
         val_records=splits[1],
-        trainer=cfg.trainer,
+        trainer=plan.apply(cfg.trainer) if plan is not None else cfg.trainer,
         seed=cfg.seed,
         precision=run.precision,
         run_dir=run_dir,
         backend=run.backend,
         callbacks=callbacks,
+        autotune=plan,
+        fresh_model=(lambda mode: lora_model(cfg, base, run, checkpointing=mode)) if base is not None else None,
     )

@@ -47,16 +47,22 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
     record = builders.record("train", cfg, run)
     base = builders.base_model(cfg, run)
     prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
-    model = builders.lora_model(cfg, base, run)
+    plan = builders.memory_plan(cfg, base, run, process)  # before the adapter: it sets the checkpointing
+    model = builders.lora_model(cfg, base, run, plan)
     tracker = builders.tracker(cfg, run_dir, process, job_type="train")
     tracker.log_model(describe(model))
+    record = dataclasses.replace(record, tracking=tracker.link(), memory_plan=plan and plan.to_json())
     if process.is_main:
-        rundir.write_record(run_dir, dataclasses.replace(record, tracking=tracker.link()))
+        rundir.write_record(run_dir, record)
     failed, scores = True, None
     try:
-        metrics = run_training(
-            builders.training_setup(cfg, run, model, base.tokenizer, prompt_format, splits, run_dir, tracker)
+        setup = builders.training_setup(
+            cfg, run, model, base.tokenizer, prompt_format, splits, run_dir, tracker, plan, base
         )
+        metrics = run_training(setup)
+        model = setup.model  # a fallback plan of trainer.autotune trained a fresh adapter
+        if process.is_main and metrics.memory_plan != record.memory_plan:
+            rundir.write_record(run_dir, dataclasses.replace(record, memory_plan=metrics.memory_plan))
         if not process.is_main:  # its part is done: the process group is gone, rank 0 evaluates alone
             failed = False
             return None
@@ -120,6 +126,14 @@ def print_summary(
         f"[bold]trained[/bold] {metrics.steps} steps: mean train loss {metrics.train_loss:.3f}{eval_text}, "
         f"{metrics.tokens_per_second or 0:.0f} tokens/s, peak {metrics.peak_memory_gib:.2f} GiB"
     )
+    if metrics.memory_plan:
+        plan = metrics.memory_plan
+        console.print(
+            f"trainer.autotune: batch {plan['per_device_train_batch_size']} x accumulation "
+            f"{plan['gradient_accumulation_steps']}, gradient checkpointing {plan['checkpointing']}"
+            + (f" ({len(plan['failed'])} plan(s) ran out of memory first)" if plan["failed"] else ""),
+            markup=False,
+        )
     if metrics.collapsed:
         console.print(f"[bold red]warning[/bold red]: the run learned nothing: {metrics.collapsed}", markup=True)
     if scores is not None:

@@ -269,10 +269,24 @@ def load_base(
     return _loaded[key]
 
 
+# gradient checkpointing modes (sftlab.training.memory_plan.MODES) as Unsloth takes them; True is Unsloth's default,
+# "unsloth": layer inputs offloaded to host memory
+UNSLOTH_CHECKPOINTING = {True: "unsloth", False: False, "off": False, "on": True, "offload": "unsloth"}
+
+
 def add_lora(
-    model: Any, lora: LoraConfig, backend: Backend, gradient_checkpointing: bool, seed: int, max_seq_length: int
+    model: Any,
+    lora: LoraConfig,
+    backend: Backend,
+    gradient_checkpointing: bool | str,
+    seed: int,
+    max_seq_length: int,
 ) -> Any:
-    """A fresh, seeded LoRA adapter on the base model."""
+    """A fresh, seeded LoRA adapter on the base model.
+
+    ``gradient_checkpointing``: True / False, or a mode of ``trainer.autotune`` (off | on | offload; transformers
+    + PEFT treats offload as on).
+    """
     settings = dict(
         r=lora.r,
         lora_alpha=lora.alpha,
@@ -287,12 +301,15 @@ def add_lora(
         return FastLanguageModel.get_peft_model(
             model,
             **settings,
-            use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
+            use_gradient_checkpointing=UNSLOTH_CHECKPOINTING[gradient_checkpointing],
             random_state=seed,
             max_seq_length=max_seq_length,
         )
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    gradient_checkpointing = UNSLOTH_CHECKPOINTING[gradient_checkpointing] is not False
+    if not gradient_checkpointing and getattr(model, "is_gradient_checkpointing", False):
+        model.gradient_checkpointing_disable()  # an earlier trial's: a sweep keeps the base model
     if getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     elif gradient_checkpointing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,3 +29,7 @@ class TrainingSetup:
     run_dir: Path
     backend: Backend
     callbacks: list[TrainerCallback] = field(default_factory=list)
+    # trainer.autotune's plan (training.memory_plan.Autotuner; ``trainer`` above already holds its batch), and how to
+    # make a fresh adapter for a fallback plan's checkpointing mode after an out-of-memory error
+    autotune: Any = None
+    fresh_model: Callable[[str], Any] | None = None

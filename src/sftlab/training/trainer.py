@@ -7,6 +7,7 @@ collectives); only rank 0 prints, saves the adapter and writes ``metrics.json``.
 
 from __future__ import annotations
 
+import gc
 import math
 import resource
 import time
@@ -20,6 +21,7 @@ from trl import SFTConfig, SFTTrainer
 from sftlab import rundir
 from sftlab.config import Precision
 from sftlab.errors import TrainingFault
+from sftlab.models.loading import release_adapter
 from sftlab.training.callbacks import FaultGuard
 from sftlab.training.parallel import data_parallel_note, end_data_parallel
 from sftlab.training.setup import TrainingSetup
@@ -153,47 +155,61 @@ def _report_splits(train: TokenizedSplit, val: TokenizedSplit | None, max_length
 
 
 def run_training(setup: TrainingSetup) -> rundir.Metrics:
-    """Train, save the adapter and tokenizer, write metrics.json (rank 0), end DDP; returns the metrics."""
+    """Train, save the adapter and tokenizer, write metrics.json (rank 0), end DDP; returns the metrics.
+
+    Under ``trainer.autotune`` an out-of-memory error trains again from a fresh adapter with the next plan, and
+    ``setup.model`` and ``setup.trainer`` become that plan's.
+    """
     cfg = setup.trainer
     max_length = cfg.max_seq_length
     tokenized = (setup.prompt_format, setup.tokenizer, max_length, cfg.completion_only_loss)
     train = tokenize_split(setup.train_records, *tokenized, "train")
     val = tokenize_split(setup.val_records, *tokenized, "validation") if setup.val_records and cfg.eval_steps else None
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    trainer = SftlabTrainer(
-        model=setup.model,
-        args=sft_config(setup, has_eval=val is not None),
-        train_dataset=train.dataset,
-        eval_dataset=val.dataset if val is not None else None,
-        processing_class=setup.tokenizer,
-        callbacks=[FaultGuard(), *setup.callbacks],
-    )
-    main = trainer.is_world_process_zero()
-    world_size = trainer.args.world_size
-    if main:
-        _report_splits(train, val, max_length)
-    if main and world_size > 1:
-        note = data_parallel_note(
-            world_size,
-            cfg.per_device_train_batch_size,
-            cfg.gradient_accumulation_steps,
-            cfg.learning_rate,
-            cfg.max_steps,
+    result = None
+    while result is None:
+        cfg = setup.trainer
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        trainer = SftlabTrainer(
+            model=setup.model,
+            args=sft_config(setup, has_eval=val is not None),
+            train_dataset=train.dataset,
+            eval_dataset=val.dataset if val is not None else None,
+            processing_class=setup.tokenizer,
+            callbacks=[FaultGuard(), *setup.callbacks],
         )
-        print(f"[sftlab] {note}", flush=True)
-    started = time.perf_counter()
-    try:  # commands.train checked that a resumed run has a checkpoint
-        result = trainer.train(resume_from_checkpoint=True if cfg.resume_from_checkpoint else None)
-    except torch.OutOfMemoryError:
-        raise TrainingFault(
-            f"CUDA out of memory at step {trainer.state.global_step} (batch {cfg.per_device_train_batch_size} x "
-            f"{max_length} tokens); lower trainer.per_device_train_batch_size or trainer.max_seq_length"
-        ) from None
-    except KeyboardInterrupt:
-        raise _interrupted(trainer, setup.run_dir) from None
+        main = trainer.is_world_process_zero()
+        world_size = trainer.args.world_size
+        if main:
+            _report_splits(train, val, max_length)
+        if main and setup.autotune is not None:
+            print(f"[sftlab] trainer.autotune: {setup.autotune.plan.describe()}", flush=True)
+        if main and world_size > 1:
+            note = data_parallel_note(
+                world_size,
+                cfg.per_device_train_batch_size,
+                cfg.gradient_accumulation_steps,
+                cfg.learning_rate,
+                cfg.max_steps,
+            )
+            print(f"[sftlab] {note}", flush=True)
+        started = time.perf_counter()
+        try:  # commands.train checked that a resumed run has a checkpoint
+            result = trainer.train(resume_from_checkpoint=True if cfg.resume_from_checkpoint else None)
+        except torch.OutOfMemoryError:
+            pass  # handled below, outside the except block, whose traceback would keep the step's tensors alive
+        except KeyboardInterrupt:
+            raise _interrupted(trainer, setup.run_dir) from None
+        if result is None:
+            step, trainer = trainer.state.global_step, None
+            _fall_back(setup, step, world_size)
     runtime = time.perf_counter() - started
     metrics = _metrics(trainer, result.training_loss, runtime, setup, train, val)
+    if setup.autotune is not None:
+        metrics.memory_plan = setup.autotune.to_json()
+        if main:
+            longest = max((len(ids) for ids in train.dataset["input_ids"]), default=max_length)
+            setup.autotune.record(metrics.peak_memory_gib, metrics.steady_tokens_per_second, longest)
     if cfg.save_adapter:
         adapter_dir = setup.run_dir / rundir.ADAPTER
         if main:  # the ranks hold the same weights: DDP keeps them in step
@@ -204,6 +220,29 @@ def run_training(setup: TrainingSetup) -> rundir.Metrics:
         rundir.write_record(setup.run_dir, metrics)
     end_data_parallel(trainer)
     return metrics
+
+
+def _fall_back(setup: TrainingSetup, step: int, world_size: int) -> None:
+    """After CUDA ran out of memory: a fresh adapter under trainer.autotune's next plan, or the fault.
+
+    Training starts again from step 0 with the same seed, as if the run had begun with that plan. Not under DDP: the
+    other ranks would wait for this one in a collective.
+    """
+    cfg = setup.trainer
+    tuner = setup.autotune
+    plan = tuner.fallback() if tuner is not None and world_size == 1 else None
+    if plan is None:
+        raise TrainingFault(
+            f"CUDA out of memory at step {step} (batch {cfg.per_device_train_batch_size} x {cfg.max_seq_length} "
+            "tokens); lower trainer.per_device_train_batch_size or trainer.max_seq_length"
+        )
+    print(f"[sftlab] CUDA out of memory at step {step}; trainer.autotune falls back to {plan.describe()}", flush=True)
+    release_adapter(setup.model)
+    setup.model = None
+    gc.collect()
+    torch.cuda.empty_cache()
+    setup.model = setup.fresh_model(plan.checkpointing)
+    setup.trainer = tuner.apply(setup.trainer)
 
 
 def _metrics(
