@@ -190,7 +190,7 @@ def test_a_design_enqueued_twice_by_processes_started_together_runs_each_point_o
         study.enqueue_trial(point)
         study.enqueue_trial(point)
     ran = []
-    while (trial := claim(study, storage, len(points), design=True)) is not None:
+    while (trial := claim(study, storage, len(points), fixed=True)) is not None:
         ran.append(
             {
                 **{n: trial.suggest_categorical(n, [False, True]) for n in "ab"},
