@@ -297,3 +297,13 @@ def test_columns_override_is_typed(tmp_path):
     assert train[0]["instruction"] == "What is 2 + 2?" and len(train) + len(val) == 3
     with pytest.raises(ConfigCompositionException):
         compose_train([*overrides[:2], "data.columns={instrucion: question}"])
+
+
+def test_csv_with_a_byte_order_mark_or_in_latin_1(tmp_path):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffinstruction,output\nhi,yo\n".encode())
+    assert data.load_records([bom])[0].instruction == "hi"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("instruction,output\ncafé,yo\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv: not UTF-8 text"):
+        data.load_records([latin])

@@ -132,8 +132,11 @@ def _load_file(path: Path, suffix: str, shown: str) -> Any:
     options: dict[str, Any] = {}
     if BUILDERS[suffix] == "csv":
         separator = "\t" if suffix == ".tsv" else ","
-        with path.open(encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle, delimiter=separator), None)
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as handle:
+                header = next(csv.reader(handle, delimiter=separator), None)
+        except UnicodeDecodeError as error:
+            raise DataError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         if not header:
             raise DataError(f"{shown}: the file is empty")
         features = datasets.Features({name: datasets.Value("string") for name in header})
