@@ -22,7 +22,7 @@ from sftlab.commands.job import entry_point
 from sftlab.config import ModelConfig, PromptConfig, TrainConfig, register_configs, to_schema
 from sftlab.data.splits import load_test_pairs
 from sftlab.errors import SftlabError
-from sftlab.models.loading import for_inference, load_adapter, release_adapter
+from sftlab.models.loading import describe, for_inference, load_adapter, release_adapter
 from sftlab.process import this_process
 
 register_configs()
@@ -46,6 +46,7 @@ def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
     for_inference(model, run.backend)
     prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
     tracker = builders.tracker(cfg, run_dir, process, job_type="evaluate")
+    tracker.log_model(describe(model))
     rundir.write_record(run_dir, dataclasses.replace(record, tracking=tracker.link()))
     failed = True
     try:
