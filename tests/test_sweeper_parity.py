@@ -238,3 +238,11 @@ def test_ctrl_c_stops_a_sweep_in_one_line_with_exit_130_and_its_trial_is_retried
     trials = study_of(tmp_path, "sphere").trials
     assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["reason"].startswith("interrupted")
     assert [t.state for t in trials[1:]] == [TrialState.WAITING] and trials[1].user_attrs["retry_of"] == 0
+
+
+def test_resuming_a_study_whose_trials_all_failed_still_exits_non_zero(tmp_path):
+    first = run_app("sphere", tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1.0", "error=true")
+    assert first.returncode != 0 and "all 2 trials failed" in first.stderr, log_of(first)
+    again = run_app("sphere", tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=1.0", "error=true")
+    assert again.returncode != 0 and "all 2 trials failed (e.g. cfg.error is true" in again.stderr, log_of(again)
+    assert len(study_of(tmp_path, "sphere").trials) == 2  # nothing was run twice

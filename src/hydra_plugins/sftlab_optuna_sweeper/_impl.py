@@ -535,11 +535,12 @@ class OptunaSweep:
         if results.get("rerun"):
             log.info(f"Rerun it: {results['rerun']}")
         log.info(f"Sweep artifacts in {self.sweep_dir}: {_artifacts.RESULTS}, {_artifacts.TRIALS}, plots")
-        if ran and failed == ran:
-            reasons = {
-                t.user_attrs.get("reason") for t in plan.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            }
+        finished = finished_trials(plan.study.get_trials(deepcopy=False))
+        study_failed = bool(finished) and all(t.state == TrialState.FAIL for t in finished)  # a resumed one, too
+        if (ran and failed == ran) or study_failed:
+            reasons = sorted(str(t.user_attrs.get("reason")) for t in finished if t.state == TrialState.FAIL)
+            example = f"e.g. {reasons[0]}; " if reasons else ""
             raise SweepFailed(
-                f"all {ran} trials failed (e.g. {sorted(str(r) for r in reasons)[0]}; reasons in "
+                f"all {len(finished) if study_failed else ran} trials failed ({example}reasons in "
                 f"{self.sweep_dir / _artifacts.TRIALS})"
             )
