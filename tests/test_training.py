@@ -182,3 +182,17 @@ def test_the_interrupt_message_promises_only_what_was_saved(tmp_path):
     message = str(_interrupted(trainer, tmp_path))
     assert "1 checkpoint(s) kept" in message and "checkpoint-2" in message
     assert f"trainer.resume_from_checkpoint=true hydra.run.dir={tmp_path}" in message
+
+
+def test_the_seed_recipe_reaches_trl_as_the_recipe_trains(tmp_path):
+    """experiment=seed_recipe's trainer settings as TRL receives them: a save per epoch, whole-text loss, paging."""
+    from sftlab.training.setup import TrainingSetup
+    from sftlab.training.trainer import sft_config
+
+    cfg = to_schema(compose_train(["experiment=seed_recipe"]))
+    setup = TrainingSetup(None, None, None, [], [], cfg.trainer, cfg.seed, Precision.fp32, tmp_path, Backend.hf)
+    args = sft_config(setup, has_eval=False)
+    assert args.save_strategy == "epoch" and args.logging_steps == 100 and args.seed == 3407
+    assert args.optim == "paged_adamw_32bit" and args.learning_rate == 1e-4 and args.max_length == 1024
+    assert args.per_device_train_batch_size == 2 and args.gradient_accumulation_steps == 1
+    assert args.completion_only_loss is False and args.train_sampling_strategy == "group_by_length"

@@ -15,6 +15,7 @@ import torch
 
 from sftlab.config import Backend
 from sftlab.data.records import files_sha256
+from sftlab.data.sources import resolve
 from sftlab.process import this_process
 from sftlab.rundir import RunRecord
 
@@ -80,7 +81,7 @@ def launch_description() -> dict[str, Any]:
 
 def run_record(command: str, seed: int, data_files: list[str], backend: Backend, model_path: str) -> RunRecord:
     """The reproducibility record of a run, written as run.json before its model loads."""
-    existing = [path for path in data_files if Path(path).is_file()]
+    existing = [resolve(path) for path in data_files if resolve(path).exists()]  # a Hub id is not hashed
     return RunRecord(
         command=command,
         seed=seed,

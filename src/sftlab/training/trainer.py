@@ -19,7 +19,7 @@ from transformers import Trainer
 from trl import SFTConfig, SFTTrainer
 
 from sftlab import rundir
-from sftlab.config import Precision
+from sftlab.config import Precision, SaveStrategy, TrainerConfig
 from sftlab.errors import TrainingFault
 from sftlab.models.loading import release_adapter
 from sftlab.training.callbacks import FaultGuard
@@ -78,7 +78,7 @@ def sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         eval_on_start=cfg.eval_on_start and eval_steps > 0,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        save_strategy="steps" if cfg.save_steps > 0 else "no",
+        save_strategy=save_strategy(cfg),
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
         seed=setup.seed,
@@ -89,6 +89,13 @@ def sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         disable_tqdm=False,
         dataset_num_proc=None,
     )
+
+
+def save_strategy(cfg: TrainerConfig) -> str:
+    """Checkpoints per epoch, every ``save_steps`` (none when 0), or none."""
+    if cfg.save_strategy == SaveStrategy.steps:
+        return "steps" if cfg.save_steps > 0 else "no"
+    return cfg.save_strategy.value
 
 
 def steady_tokens_per_second(history: list[dict[str, Any]], warmup_steps: int = 3) -> float | None:
