@@ -15,7 +15,7 @@ from sftlab import rundir
 from sftlab.config import EvalConfig, TranslationRequestConfig
 from sftlab.data.prompts import PromptFormat
 from sftlab.data.records import TranslationPair
-from sftlab.evaluation.generation import generate
+from sftlab.evaluation.generation import decoder_name, generate
 from sftlab.evaluation.scoring import score_predictions
 from sftlab.objectives import SCORES
 from sftlab.rundir import EvalScores
@@ -99,7 +99,11 @@ def evaluate_translations(
             "test_file": eval_cfg.test_file,
             "test_set_sha256": test_set_fingerprint(pairs),
             "prompt_format": prompt_format.name,
-            "generation": {"max_new_tokens": eval_cfg.max_new_tokens, "num_beams": eval_cfg.num_beams},
+            "generation": {
+                "max_new_tokens": eval_cfg.max_new_tokens,
+                "num_beams": eval_cfg.num_beams,
+                "decoder": decoder_name(model, eval_cfg.num_beams),
+            },
         }
     )
     rundir.write_jsonl(run_dir / rundir.PREDICTIONS, predictions)
