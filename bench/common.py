@@ -94,7 +94,9 @@ def long_records(path: Path, count: int, characters: int, seed: int = 0) -> Path
     return path
 
 
-def sftlab_overrides(model_dir: str, train_files: str, batch: int, length: int, steps: int) -> list[str]:
+def sftlab_overrides(
+    model_dir: str, train_files: str, batch: int, length: int, steps: int, accumulation: int = 1
+) -> list[str]:
     """`python -m sftlab.train` overrides for a throughput run: Unsloth 4-bit, no evaluation, no adapter, a log line
     per step (``steady_tokens_per_second`` in metrics.json skips the first 3 steps)."""
     return [
@@ -113,7 +115,7 @@ def sftlab_overrides(model_dir: str, train_files: str, batch: int, length: int, 
         "trainer.save_steps=0",
         "trainer.save_adapter=false",
         f"trainer.per_device_train_batch_size={batch}",
-        "trainer.gradient_accumulation_steps=1",
+        f"trainer.gradient_accumulation_steps={accumulation}",
         f"trainer.max_seq_length={length}",
         f"trainer.max_steps={steps}",
         "trainer.logging_steps=1",
@@ -145,6 +147,43 @@ def run_sftlab(overrides: list[str], run_dir: Path, timeout: int) -> tuple[dict,
     result = run_json([sys.executable, "-m", "sftlab.train", *overrides, f"hydra.run.dir={run_dir}"], timeout=timeout)
     metrics_file = run_dir / "metrics.json"
     return result, json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+
+
+def bf16_matmul_peak(size: int = 8192, repeats: int = 30) -> float:
+    """This GPU's bf16 matrix-product rate in TFLOP/s: the median of ``repeats`` timed size^3 products (random data)."""
+    import torch
+
+    a, b = (torch.randn(size, size, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(5):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * size**3 / sorted(times)[len(times) // 2] / 1e12
+
+
+def qlora_flops_per_token(name: str, context: float, recompute: bool) -> float:
+    """QLoRA's FLOPs per trained token of a frozen base (the LoRA products are left out: under 1%).
+
+    The base's matrix products cost 2N forward and 2N for the input gradients (no weight gradients), 2N more when
+    checkpointing recomputes the forward; N counts every linear weight, the LM head included. Attention adds 4 x
+    heads x head_dim x (mean context) per layer forward, twice that backward, once more when recomputed; ``context``
+    is the mean number of keys a token attends to (half the row for full causal rows).
+    """
+    shape = ARCHITECTURES[name]
+    hidden, layers, heads = shape["hidden_size"], shape["num_hidden_layers"], shape["num_attention_heads"]
+    head_dim = hidden // heads
+    kv = shape["num_key_value_heads"] * head_dim
+    linear = layers * (hidden * (2 * hidden + 2 * kv) + 3 * hidden * shape["intermediate_size"])
+    linear += hidden * shape["vocab_size"]
+    passes = 3 if recompute else 2
+    attention = layers * 4 * heads * head_dim * context
+    return 2 * linear * passes + attention * (passes + 1)
 
 
 def emit_table(lines: list[str], write: Path | None) -> None:

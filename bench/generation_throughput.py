@@ -1,14 +1,19 @@
-"""Batched vs. one-by-one greedy generation through sftlab's evaluation code, on the GPU machine.
+"""Evaluation generation on the GPU machine: transformers' generate (the path before issue 21) vs. the static decoder.
 
-    python bench/generation_throughput.py --model tinyllama --prompts 32 --max-new-tokens 64
+    python bench/generation_throughput.py --model llama3_8b --prompts 64 --batch 32 --max-new-tokens 96
 
-The test pairs are rendered as translator requests in the reasoning-tag format and generated with
-``sftlab.evaluation.generate`` at batch 32 and at batch 1 (random weights: the text is noise, the work is real).
+The model is loaded as training leaves it: Unsloth 4-bit with a fresh LoRA adapter (r=16, all seven projections,
+its B set to small random values so the adapter is not a no-op), switched to Unsloth's inference mode. The bundled
+test pairs are rendered as translator requests in the reasoning-tag format and generated greedily through
+``sftlab.evaluation.generation`` by both decoders (random weights: the text is noise, the work is real; rows rarely
+end early, and the time per step counts the steps the batch ran).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -16,61 +21,99 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_random_llama, emit_table  # noqa: E402
 
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tinyllama")
-    parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--model", default="llama3_8b")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--work", type=Path, default=Path("/tmp/sftlab-bench"))
     parser.add_argument("--write", type=Path)
+    parser.add_argument("--json", type=Path, help="write the measurements here too")
     args = parser.parse_args()
 
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from unsloth import FastLanguageModel
 
-    from sftlab.config import register_configs
+    from sftlab.config import register_configs, to_schema
     from sftlab.data import records as data
     from sftlab.data.prompts import PromptFormat
-    from sftlab.evaluation import translation as evaluation
+    from sftlab.evaluation import generation
+    from sftlab.evaluation.translation import translation_request
 
     register_configs()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        cfg = compose("train")
-    model_dir = build_random_llama(args.model, args.work)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, device_map={"": 0})
-    fmt = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
-    pairs = data.load_translation_pairs(cfg.eval.test_file)[: args.prompts]
-    prompts = [fmt.render_prompt(evaluation.translation_request(p, cfg.eval.request)) for p in pairs]
-    evaluation.generate(model, tokenizer, prompts[:4], 4, 8)  # warm-up
+    from hydra import compose, initialize_config_dir
 
-    results = {}
-    for batch_size in (args.prompts, 1):
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = to_schema(compose("train"))
+    model_dir = build_random_llama(args.model, args.work)
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(model_dir), max_seq_length=2048, dtype=torch.bfloat16, load_in_4bit=True
+    )
+    model = FastLanguageModel.get_peft_model(
+        model, r=16, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, bias="none",
+        use_gradient_checkpointing="unsloth", random_state=0,
+    )  # fmt: skip
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.01)
+    FastLanguageModel.for_inference(model)
+    tokenizer.padding_side = "left"
+    fmt = PromptFormat(dataclasses.asdict(cfg.prompt), tokenizer=tokenizer)
+    pairs = data.load_translation_pairs(cfg.eval.test_file)[: args.prompts]
+    prompts = [fmt.render_prompt(translation_request(pair, cfg.eval.request)) for pair in pairs]
+    lengths = sorted(len(tokenizer(p)["input_ids"]) for p in prompts)
+
+    def timed(static: bool) -> tuple[float, list]:
+        generation._generate(model, tokenizer, prompts[:4], 4, 4, 1, static=static)  # warm-up
         torch.cuda.synchronize()
         started = time.perf_counter()
-        outputs = evaluation.generate(model, tokenizer, prompts, batch_size, args.max_new_tokens)
+        outputs = generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static=static)
         torch.cuda.synchronize()
-        elapsed = time.perf_counter() - started
-        # Random weights rarely emit the end token: count full-length generations only (a lower bound).
-        stopped = sum(done for _, done in outputs)
-        tokens = (len(outputs) - stopped) * args.max_new_tokens
-        results[batch_size] = (elapsed, tokens)
-        print(f"[bench] batch {batch_size}: {elapsed:.2f} s, {tokens} tokens, {stopped} stopped early", flush=True)
-    speedup = results[1][0] / results[args.prompts][0]
+        return time.perf_counter() - started, outputs
+
+    results = {}
+    for name, static in (("transformers", False), ("static", True)):
+        torch.cuda.reset_peak_memory_stats()
+        seconds, outputs = timed(static)
+        batches = -(-len(prompts) // args.batch)
+        results[name] = {
+            "seconds": seconds,
+            "ms_per_step": seconds / (batches * args.max_new_tokens) * 1e3,
+            "new_tokens_per_second": len(prompts) * args.max_new_tokens / seconds,
+            "stopped": sum(stopped for _, stopped in outputs),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "outputs": outputs,
+        }
+        print(f"[bench] {name}: {json.dumps({k: v for k, v in results[name].items() if k != 'outputs'})}", flush=True)
+    same = sum(a == b for a, b in zip(results["transformers"]["outputs"], results["static"]["outputs"], strict=True))
+    speedup = results["transformers"]["seconds"] / results["static"]["seconds"]
+    if args.json:
+        args.json.write_text(
+            json.dumps({k: {n: v for n, v in r.items() if n != "outputs"} for k, r in results.items()}, indent=1)
+        )
     lines = [
-        f"### Batched generation, {torch.cuda.get_device_name()} ({time.strftime('%Y-%m-%d')})",
+        f"### Evaluation generation, {torch.cuda.get_device_name()} ({time.strftime('%Y-%m-%d')})",
         "",
-        f"{args.model} architecture, random bf16 weights, {args.prompts} test prompts in the reasoning-tag format, "
-        f"greedy, up to {args.max_new_tokens} new tokens, `sftlab.evaluation.generate`.",
+        f"{args.model} architecture, random weights, Unsloth 4-bit with a LoRA adapter (r=16, all projections) in "
+        f"Unsloth's inference mode; {len(prompts)} test prompts ({lengths[0]}-{lengths[-1]} tokens) in the "
+        f"reasoning-tag format, greedy, batch {args.batch}, {args.max_new_tokens} new tokens, "
+        "`sftlab.evaluation.generation` with each decoder.",
         "",
-        "| batch size | seconds | generated tokens (full-length rows) | tokens/s |",
-        "|---:|---:|---:|---:|",
-        *(f"| {b} | {t:.2f} | {n} | {n / t:,.0f} |" for b, (t, n) in results.items()),
+        "| decoder | seconds | ms per step | new tokens/s | peak GiB |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {r['seconds']:.2f} | {r['ms_per_step']:.1f} | {r['new_tokens_per_second']:,.0f} | "
+            f"{r['peak_gib']:.1f} |"
+            for name, r in results.items()
+        ),
         "",
-        f"Speed-up of batch {args.prompts} over one by one: **{speedup:.1f}x** (wall time for the same prompts).",
+        f"Static decoder / transformers: **{speedup:.1f}x** the tokens/s. Identical greedy outputs: {same} of "
+        f"{len(prompts)} prompts (bf16 on the GPU; the CPU test checks equality in float32).",
         "",
         f"Command: `python bench/generation_throughput.py {' '.join(sys.argv[1:])}`",
         "",

@@ -38,6 +38,28 @@ def test_qlora_run_on_gpu(tmp_path, backend):
     assert (tmp_path / rundir.ADAPTER / "adapter_config.json").is_file()
     scores = json.loads((tmp_path / rundir.EVAL).read_text())
     assert scores["counts"]["pairs"] == 8
+    assert scores["generation"]["decoder"] == "static"  # the 4-bit weights dequantized, the adapter kept apart
+
+
+def test_autotuned_run_on_unsloth(tmp_path):
+    """trainer.autotune on the GPU: a plan at the same per-device batch x accumulation, said in both records."""
+    pytest.importorskip("unsloth")
+    result = run_module(
+        "sftlab.train",
+        *TINY_RUN,
+        *GPU_MODEL,
+        "backend=unsloth",
+        "trainer.autotune=true",
+        "trainer.per_device_train_batch_size=1",
+        "trainer.gradient_accumulation_steps=4",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "trainer.autotune: batch" in result.stdout
+    plan = json.loads((tmp_path / rundir.METRICS).read_text())["memory_plan"]
+    assert plan["per_device_train_batch_size"] * plan["gradient_accumulation_steps"] == 4
+    assert plan["checkpointing"] in ("off", "on", "offload") and plan["failed"] == []
+    assert json.loads((tmp_path / rundir.RUN).read_text())["memory_plan"]["checkpointing"] == plan["checkpointing"]
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU machine's measurements for issue 21, in stages, from the project root (results and logs under $OUT):
+#   bash bench/gpu_session.sh setup tests tiny gen     # first call: unpack the bundle, GPU tests, TinyLlama, generation
+#   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine)
+# Needs .device-site carried (../shared/device/site.sh builds it).
+set -uo pipefail
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src HF_HUB_OFFLINE=1 SFTLAB_CACHE=/tmp/sftlab-cache
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for stage in "$@"; do
+  started=$(date +%s)
+  case $stage in
+    setup)
+      [ -d /tmp/site/unsloth ] || { mkdir -p /tmp/site && tar -C /tmp/site -xJf .device-site/site.tar.xz; }
+      python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name())'
+      ;;
+    tests)  # the single-GPU tests, while the benchmark models are written to disk
+      python3 -c 'import sys; sys.path.insert(0, "bench"); from pathlib import Path; from common import build_random_llama as b
+for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$OUT/build.log" 2>&1 &
+      builder=$!
+      python3 -m pytest -m gpu -q tests/test_gpu.py -k "not ddp" -p no:cacheprovider 2>&1 | tail -n 25 | tee "$OUT/gpu_tests.log"
+      wait $builder
+      ;;
+    tiny)  # issue 21 item 3: TinyLlama, sftlab vs raw Unsloth at 2 x 2048 as on 2026-11-26, then a profile
+      python3 bench/train_throughput.py --models tinyllama --paths unsloth sftlab --steps 15 --batch 2 --effective 2 \
+        --json "$OUT/tiny.json" 2>&1 | grep -v "it/s]" | tail -n 20
+      python3 bench/step_profile.py --model tinyllama --mode sftlab --out "$OUT/profile_sftlab.txt" 2>&1 | grep "^wall\|Error" | tail -n 5
+      ;;
+    gen)
+      python3 bench/generation_throughput.py --model llama3_8b --prompts 64 --batch 32 --max-new-tokens 96 \
+        --json "$OUT/gen.json" 2>&1 | grep -v "it/s]\|batch/s]" | tail -n 22
+      ;;
+    train8b)
+      python3 bench/train_throughput.py --models llama3_8b --steps 8 --batch 2 --effective 8 --json "$OUT/train8b.json" \
+        --paths unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep 2>&1 | grep -v "it/s]" | tail -n 40
+      ;;
+  esac
+  echo "[session] $stage: $(( $(date +%s) - started )) s"
+done
