@@ -220,10 +220,10 @@ def test_baseline_option_and_bleu_with_the_japanese_tokenizer(multirun):
 def test_failed_and_missing_jobs_are_listed(multirun, capsys):
     assert main([str(multirun)]) == 0
     markdown = (multirun / "report.md").read_text(encoding="utf-8")
-    assert "12 runs found: 9 evaluated, 2 without eval.json (unfinished), 1 failed." in markdown
+    assert "12 runs found: 9 evaluated, 2 unfinished, 1 failed." in markdown
     failed = markdown.split("## Failed runs")[1].split("\n## ")[0]
     assert "| 9 | no_metadata | 1 | TrainingFault | CUDA out of memory at step 12 |" in failed
-    missing = markdown.split("## Runs without eval.json")[1].split("\n## ")[0]
+    missing = markdown.split("## Unfinished runs")[1].split("\n## ")[0]
     assert "| 10 | no_metadata | 2 | no eval.json and no failure.json (still running, or killed) |" in missing
     assert "| 11 | no_metadata | 3 | eval.json unreadable (JSONDecodeError: " in missing
     out = capsys.readouterr().out
@@ -305,7 +305,8 @@ def test_unknown_baseline_and_only_failed_runs_are_one_line_errors(multirun, tmp
     rundir.write_json(job / rundir.FAILURE, {"type": "SftlabError", "message": "bad data", "user_error": True})
     assert main([str(only_failed)]) == 1
     err = capsys.readouterr().err
-    assert "none evaluated (1 failed, 0 without eval.json); job 0: bad data" in err
+    assert "1 runs, none evaluated and none with an objective value in metrics.json (1 failed, 0 unfinished)" in err
+    assert err.strip().endswith("job 0: bad data") and err.count("\n") == 1
 
 
 def test_missing_predictions_are_noted_not_fatal(tmp_path):

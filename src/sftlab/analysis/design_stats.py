@@ -1,8 +1,8 @@
 """The analysis of a two-level factorial design over prompt components, read from a sweep dir on disk.
 
 A sweep dir is a design when the sweeper wrote ``design.json`` there (``hydra.sweeper.design``), or when the
-evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per factor, from the jobs' objective
-(``eval.objective``, as the sweep optimised it):
+finished jobs' ``prompt.components`` switches vary (a hand-made multirun). Per factor, from the finished jobs'
+objective (``eval.objective``, as the sweep optimised it; from ``eval.json`` or ``metrics.json``):
 
 - the mean objective at each level and the main effect (mean at ``true`` minus mean at ``false``) with a 95%
   confidence interval: twice the coefficient's interval of the OLS main-effects model in ±1 coding;
@@ -10,9 +10,11 @@ evaluated jobs' ``prompt.components`` switches vary (a hand-made multirun). Per 
   squares over the total). A saturated design (an L8 of seven factors with one seed) leaves no residual degree of
   freedom: as Taguchi practice does, the factors with the smallest sums of squares are *pooled* into the error
   until two degrees of freedom are left, and the report names them;
-- Taguchi's signal-to-noise ratio per design row over its seeds and translation directions (the per-direction score
-  when the objective is a score, else the objective itself): larger-the-better ``-10 log10(mean(1/y^2))`` for a
-  maximised objective, smaller-the-better ``-10 log10(mean(y^2))`` for a loss; its mean per level;
+- Taguchi's signal-to-noise ratio per design row over its seeds and translation directions: the per-direction
+  values of ``sn_metric`` (a translation score; by default the objective when it is one), else the objective itself
+  over the seeds; larger-the-better ``-10 log10(mean(1/y^2))`` for a score or a maximised objective,
+  smaller-the-better ``-10 log10(mean(y^2))`` for a loss; its mean per level, and its prediction at the best
+  combination, which ``confirm`` measures;
 - the predicted best combination under the additive model
   (grand mean plus each factor's best-level deviation), with Taguchi's confirmation interval
   ``sqrt(F(1, df_e) * V_e * (1/n_eff + 1/r))``, ``n_eff = N / (1 + factors' df)``, r the confirmation runs.
@@ -51,7 +53,7 @@ class DesignAnalysis:
     prefix: str
     objective: str
     direction: str  # maximize | minimize
-    runs: pd.DataFrame  # one row per evaluated job: job, seed, <factor> (±1), y
+    runs: pd.DataFrame  # one row per finished job: job, seed, <factor> (±1), y, direction_scores (of sn_metric)
     effects: pd.DataFrame
     anova: pd.DataFrame
     sn: pd.DataFrame  # one row per design row: levels, n, mean, S/N
@@ -66,6 +68,34 @@ class DesignAnalysis:
     notes: list[str] = field(default_factory=list)
     design: design_lib.Design | None = None
     design_json: dict[str, Any] | None = None
+    sn_metric: str | None = None  # the score whose per-direction values the S/N takes; None: the objective's
+
+    @property
+    def sn_maximize(self) -> bool:
+        """Larger-the-better S/N for scores and maximised objectives, smaller-the-better for losses and costs."""
+        return self.sn_metric is not None or self.maximize
+
+    @property
+    def sn_source(self) -> str:
+        """What the S/N is computed from, in words."""
+        if self.sn_metric is None:
+            return f"{self.objective} over a row's seeds"
+        return f"{self.sn_metric} per direction, over a row's seeds and directions"
+
+    @property
+    def predicted_sn(self) -> float:
+        """S/N at the best combination under the additive model: the mean S/N plus each factor's deviation at its
+        chosen level."""
+        grand = float(self.sn["sn"].mean())
+        chosen = (row.sn_true if self.best[row.factor] else row.sn_false for row in self.sn_effects.itertuples())
+        return grand + sum(level - grand for level in chosen)
+
+    def sn_values(self, job: Job) -> list[float]:
+        """The values one run adds to an S/N: its per-direction ``sn_metric`` scores, else its objective."""
+        if self.sn_metric is not None:
+            return direction_scores(job, self.sn_metric)
+        _, value = objective_of(job)
+        return [] if value is None else [value]
 
     @property
     def maximize(self) -> bool:
@@ -119,18 +149,19 @@ def find_design(sweep_dir: Path, jobs: list[Job]) -> dict[str, Any] | None:
     if found is not None:
         design, data = found
         return {"design": design, "design_json": data, "factors": list(design.factors), "prefix": design.prefix}
-    evaluated = [job for job in jobs if job.status == "evaluated"]
-    if len({job.format for job in evaluated}) != 1:  # formats differ in more than their switches: no design
+    if len({job.format for job in jobs}) != 1:  # formats differ in more than their switches: no design
         return None
-    factors = varying_components(evaluated, design_lib.PREFIX)
+    factors = varying_components(jobs, design_lib.PREFIX)
     if not factors:
         return None
     return {"design": None, "design_json": None, "factors": factors, "prefix": design_lib.PREFIX}
 
 
-def design_row(job: Job, factors: list[str], prefix: str) -> dict[str, Any] | None:
-    """One job as a run of the design: its levels (±1) and objective; None without a value or a level."""
+def design_row(job: Job, factors: list[str], prefix: str, sn_metric: str | None) -> dict[str, Any] | None:
+    """One job as a run of the design: its levels (±1), objective and per-direction scores for the S/N (of
+    ``sn_metric``, else of the objective when it is a score); None without a value or a level."""
     objective, value = objective_of(job)
+    metric = sn_metric or (objective if objective in SCORES else None)
     levels = {factor: level_of(node(job.config, f"{prefix}.{factor}")) for factor in factors}
     if value is None or any(level is None for level in levels.values()):
         return None
@@ -140,17 +171,19 @@ def design_row(job: Job, factors: list[str], prefix: str) -> dict[str, Any] | No
         "objective": objective,
         **{factor: 1 if level else -1 for factor, level in levels.items()},
         "y": value,
-        "direction_scores": direction_scores(job, objective) if objective in SCORES else [],
+        "direction_scores": direction_scores(job, metric) if metric else [],
     }
 
 
-def collect(sweep_dir: Path, jobs: list[Job] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The design's runs as a frame (None when the sweep dir is no design), and what was found about it."""
-    jobs = jobs if jobs is not None else find_jobs(sweep_dir)
+def collect(
+    sweep_dir: Path, jobs: list[Job] | None = None, sn_metric: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The design's finished runs as a frame (None when the sweep dir is no design), and what was found about it."""
+    jobs = [job for job in (jobs if jobs is not None else find_jobs(sweep_dir)) if job.finished]
     meta = find_design(sweep_dir, jobs)
     if meta is None:
         return None
-    rows = {job.name: design_row(job, meta["factors"], meta["prefix"]) for job in jobs}
+    rows = {job.name: design_row(job, meta["factors"], meta["prefix"], sn_metric) for job in jobs}
     meta["skipped"] = [name for name, row in rows.items() if row is None]
     meta["several_objectives"] = sorted({", ".join(job.objectives) for job in jobs if len(job.objectives) > 1})
     return pd.DataFrame([row for row in rows.values() if row is not None]), meta
@@ -260,18 +293,26 @@ def sn_effects(sn: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | None:
-    """The analysis of the design in ``sweep_dir``, or None when it holds no design (or no evaluated run of it)."""
-    collected = collect(sweep_dir, jobs)
+def analyse(sweep_dir: Path, jobs: list[Job] | None = None, sn_metric: str | None = None) -> DesignAnalysis | None:
+    """The analysis of the design in ``sweep_dir``, or None when it holds no design (or no finished run of it).
+
+    ``sn_metric`` is the translation score whose per-direction values the S/N ratio takes (default: the objective
+    when it is a score, else the objective itself)."""
+    if sn_metric is not None and sn_metric not in SCORES:
+        raise SftlabError(f"unknown S/N metric {sn_metric!r} (expected one of {', '.join(SCORES)})")
+    collected = collect(sweep_dir, jobs, sn_metric)
     if collected is None or collected[0].empty:
         return None
     runs, meta = collected
     objective = one_objective(runs)
+    sn_metric = sn_metric or (objective if objective in SCORES else None)
+    if sn_metric is not None:
+        check_sn_scores(runs, sn_metric)
     maximize = objective_direction(objective) == "maximize"
-    notes = data_notes(runs, meta, objective)
+    notes = data_notes(runs, meta, objective, sn_metric)
     constant = [f for f in meta["factors"] if runs[f].nunique() < 2]
     if constant:
-        notes.append(f"factors at one level only among the evaluated runs (no effect estimable): {constant}")
+        notes.append(f"factors at one level only among the finished runs (no effect estimable): {constant}")
     factors = [f for f in meta["factors"] if f not in constant]
     model, kept, pooled = fit(runs, factors)
     if pooled:
@@ -281,7 +322,7 @@ def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | 
             "intervals are not estimated"
         )
     effects = main_effects(runs, factors, model, maximize)
-    sn = sn_table(runs, factors, maximize)
+    sn = sn_table(runs, factors, maximize or sn_metric is not None)
     grand = float(runs["y"].mean())
     predicted = grand + sum(
         (row.mean_true if row.best_level else row.mean_false) - grand for row in effects.itertuples()
@@ -305,6 +346,7 @@ def analyse(sweep_dir: Path, jobs: list[Job] | None = None) -> DesignAnalysis | 
         notes=notes,
         design=meta["design"],
         design_json=meta["design_json"],
+        sn_metric=sn_metric,
     )
 
 
@@ -316,7 +358,17 @@ def one_objective(runs: pd.DataFrame) -> str:
     return found.pop()
 
 
-def data_notes(runs: pd.DataFrame, meta: dict[str, Any], objective: str) -> list[str]:
+def check_sn_scores(runs: pd.DataFrame, metric: str) -> None:
+    """An S/N over a score needs every run's per-direction scores; one without them is an error, never mixed in."""
+    without = runs.loc[[not scores for scores in runs["direction_scores"]], "job"].tolist()
+    if without:
+        raise SftlabError(
+            f"the S/N ratio on {metric} needs each run's per-direction {metric} in eval.json; jobs "
+            f"{', '.join(without)} have none (evaluation disabled?)"
+        )
+
+
+def data_notes(runs: pd.DataFrame, meta: dict[str, Any], objective: str, sn_metric: str | None) -> list[str]:
     """What the reader should know about the runs before trusting the statistics."""
     notes = []
     if meta["several_objectives"]:
@@ -328,7 +380,7 @@ def data_notes(runs: pd.DataFrame, meta: dict[str, Any], objective: str) -> list
         notes.append(f"jobs without an objective value or factor levels, left out: {', '.join(meta['skipped'])}")
     if runs["y"].nunique() == 1:
         notes.append(f"every run scored {objective} = {runs['y'].iloc[0]:g}: no effect to estimate")
-    if objective in SCORES and any(v == 0 for scores in runs["direction_scores"] for v in scores):
+    if sn_metric is not None and any(v == 0 for scores in runs["direction_scores"] for v in scores):
         notes.append("some direction scored 0: larger-the-better S/N is -inf for its rows")
     return notes
 

@@ -11,19 +11,24 @@ import pandas as pd
 
 from sftlab import objectives, rundir
 from sftlab.analysis.design_stats import DesignAnalysis, levels_text
-from sftlab.analysis.report import Report
+from sftlab.analysis.report import Report, ScoreAnalysis
 from sftlab.analysis.runs import format_value, missing_reason
 from sftlab.analysis.significance import ALPHA
 from sftlab.analysis.tables import FRONT, METRIC_LABELS, markdown_table, score_matrix
 
 # The sweeper's own plots, linked when present.
 SWEEPER_PLOTS = (rundir.SWEEP_HISTORY_PLOT, rundir.SWEEP_IMPORTANCE_PLOT, rundir.SWEEP_PARETO_PLOT)
+NO_SCORES = (
+    f"No job has translation scores ({rundir.EVAL}), so the score tables, the significance tests and the "
+    f"by-format plot are left out; the objectives below are read from {rundir.METRICS}."
+)
 
 
 def counts_line(report: Report) -> str:
+    trained = f"{len(report.trained)} trained with evaluation disabled, " if report.trained else ""
     line = (
-        f"{len(report.jobs)} runs found: {len(report.evaluated)} evaluated, "
-        f"{len(report.missing)} without {rundir.EVAL} (unfinished), {len(report.failed)} failed"
+        f"{len(report.jobs)} runs found: {len(report.evaluated)} evaluated, {trained}"
+        f"{len(report.missing)} unfinished, {len(report.failed)} failed"
     )
     if report.other_test_sets:
         line += f", {len(report.other_test_sets)} on another test set (left out by --test-set)"
@@ -54,20 +59,20 @@ def render_jobs_sections(report: Report) -> list[str]:
                 for job in report.missing
             ]
         )
-        parts += [f"## Runs without {rundir.EVAL}", "", markdown_table(frame), ""]
+        parts += ["## Unfinished runs", "", markdown_table(frame), ""]
     if report.other_test_sets:
         names = ", ".join(job.name for job in report.other_test_sets)
         parts += ["## Left out", "", f"Jobs {names}: scored on another test set (see --test-set).", ""]
     return parts
 
 
-def render_scores(report: Report) -> list[str]:
+def render_scores(scores: ScoreAnalysis) -> list[str]:
     parts = []
-    for name in [report.metric] + [name for name in objectives.SCORES if name != report.metric]:
+    for name in [scores.metric] + [name for name in objectives.SCORES if name != scores.metric]:
         parts += [
             f"## {METRIC_LABELS[name]} (mean ± std over seeds)",
             "",
-            markdown_table(score_matrix(report.summary, name)),
+            markdown_table(score_matrix(scores.summary, name)),
             "",
         ]
     parts += [
@@ -101,28 +106,29 @@ def sentence(row: pd.Series, metric: str) -> str:
     )
 
 
-def render_significance(report: Report) -> list[str]:
-    label = METRIC_LABELS[report.metric]
-    parts = [f"## Significance against `{report.baseline}` ({label}, paired bootstrap)", ""]
-    if {job.format for job in report.evaluated} == {report.baseline}:
-        return parts + [f"Only one prompt format (`{report.baseline}`) was evaluated: nothing to compare.", ""]
+def render_significance(scores: ScoreAnalysis, formats: set[str]) -> list[str]:
+    """The paired tests against the baseline; ``formats`` are those evaluated."""
+    label = METRIC_LABELS[scores.metric]
+    parts = [f"## Significance against `{scores.baseline}` ({label}, paired bootstrap)", ""]
+    if formats == {scores.baseline}:
+        return parts + [f"Only one prompt format (`{scores.baseline}`) was evaluated: nothing to compare.", ""]
     parts += [
-        f"sacreBLEU's paired bootstrap resampling ({report.resamples} resamples, per direction) of each format "
-        f"against `{report.baseline}` at the same hyperparameters and the same seed, on the same test pairs from "
+        f"sacreBLEU's paired bootstrap resampling ({scores.resamples} resamples, per direction) of each format "
+        f"against `{scores.baseline}` at the same hyperparameters and the same seed, on the same test pairs from "
         f"{rundir.PREDICTIONS}. A format is called better or worse only when every paired seed gives p < {ALPHA} "
-        f"with the same sign; its p is the largest per-seed p. {len(report.tests)} tests, no correction for "
+        f"with the same sign; its p is the largest per-seed p. {len(scores.tests)} tests, no correction for "
         "multiple comparisons.",
         "",
     ]
-    if not report.outcomes.empty:
-        frame = report.outcomes.assign(delta=report.outcomes["delta"].map(lambda d: f"{d:+.2f}"))
+    if not scores.outcomes.empty:
+        frame = scores.outcomes.assign(delta=scores.outcomes["delta"].map(lambda d: f"{d:+.2f}"))
         frame = frame[["system", "direction", "seeds", "delta", "p_values", "verdict"]]
         frame.columns = ["format", "direction", "seeds", f"Δ {label} (mean)", "p per seed", "verdict"]
         parts += [markdown_table(frame), ""]
-        parts += [f"- {sentence(row, report.metric)}" for _, row in report.outcomes.iterrows()]
+        parts += [f"- {sentence(row, scores.metric)}" for _, row in scores.outcomes.iterrows()]
         parts.append("")
-    parts += [f"- {note}" for note in report.test_notes]
-    return parts + ([""] if report.test_notes else [])
+    parts += [f"- {note}" for note in scores.notes]
+    return parts + ([""] if scores.notes else [])
 
 
 def objectives_line(report: Report) -> str:
@@ -144,12 +150,17 @@ def render_sweep(report: Report) -> list[str]:
     if report.hparams:
         parts += [f"Varying hyperparameters: {', '.join(f'`{key}`' for key in report.hparams)}.", ""]
     parts += [f"- {line}" for line in report.optuna] + ([""] if report.optuna else [])
-    table = report.sweep.copy()
-    for name in report.objectives:
+    return parts + [objectives_line(report), "", markdown_table(sweep_cells(report.sweep, report.objectives)), ""]
+
+
+def sweep_cells(sweep: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The sweep table as text: objectives as overrides write numbers (blank when not recorded), the front ``yes``."""
+    table = sweep.copy()
+    for name in names:
         table[name] = table[name].map(lambda value: "" if pd.isna(value) else format_value(float(value)))
     if FRONT in table:
         table[FRONT] = table[FRONT].map(lambda on_front: "yes" if on_front else "")
-    return parts + [objectives_line(report), "", markdown_table(table), ""]
+    return table.astype(str)
 
 
 def render_plots(report: Report) -> list[str]:
@@ -160,21 +171,24 @@ def render_plots(report: Report) -> list[str]:
     return ["## Plots", ""] + [f"![{plot.stem}]({plot.name})" for plot in plots] + [""]
 
 
+def scores_header(report: Report) -> str:
+    """The test set and the baseline, or why there are no score tables."""
+    if report.scores is None:
+        return NO_SCORES
+    first = report.evaluated[0].scores or {}
+    test_file, counts = first.get("test_file", "?"), first.get("counts", {})
+    return (
+        f"Test set: `{test_file}`, sha256 `{report.scores.test_set[:16]}`, {counts.get('pairs', '?')} pairs. "
+        f"Baseline format: `{report.scores.baseline}`. Ranked by macro {METRIC_LABELS[report.scores.metric]}."
+    )
+
+
 def render_markdown(report: Report) -> str:
-    scores = report.evaluated[0].scores or {}
-    test_file, counts = scores.get("test_file", "?"), scores.get("counts", {})
-    parts = [
-        f"# Report: {report.sweep_dir}",
-        "",
-        counts_line(report),
-        "",
-        f"Test set: `{test_file}`, sha256 `{report.test_set[:16]}`, {counts.get('pairs', '?')} pairs. "
-        f"Baseline format: `{report.baseline}`. Ranked by macro {METRIC_LABELS[report.metric]}.",
-        "",
-    ]
+    parts = [f"# Report: {report.sweep_dir}", "", counts_line(report), "", scores_header(report), ""]
     parts += render_jobs_sections(report)
-    parts += render_scores(report)
-    parts += render_significance(report)
+    if report.scores is not None:
+        parts += render_scores(report.scores)
+        parts += render_significance(report.scores, {job.format for job in report.evaluated})
     parts += render_sweep(report)
     parts += render_plots(report)
     if report.design is not None:
@@ -231,14 +245,14 @@ def render_design(analysis: DesignAnalysis) -> list[str]:
     parts += ["### Main effects", "", markdown_table(effects_table(a)), ""]
     parts += ["### ANOVA (type II)", "", markdown_table(a.anova.map(fmt)), ""]
     sn = a.sn_effects.assign(best_level=a.sn_effects["best_level"].map(lambda v: str(v).lower()))
-    kind = "larger" if a.maximize else "smaller"
-    parts += [f"### Signal-to-noise ({kind}-the-better, dB, per row over seeds and directions)", ""]
+    kind = "larger" if a.sn_maximize else "smaller"
+    parts += [f"### Signal-to-noise ({kind}-the-better, dB, per row: {a.sn_source})", ""]
     parts += [markdown_table(sn.map(fmt)), ""]
     interval = "" if a.interval is None else f" ± {a.interval:.3f} (95%, one confirmation run)"
     parts += [
         "### Predicted best combination (additive model)",
         "",
-        f"`{levels_text(a.best)}`: predicted {a.objective} {a.predicted:.3f}{interval}.",
+        f"`{levels_text(a.best)}`: predicted {a.objective} {a.predicted:.3f}{interval}, S/N {a.predicted_sn:.2f} dB.",
         f"Confirm it: `python -m sftlab.design confirm {a.sweep_dir}` (add `--run` to train it and compare).",
         "",
         f"![{rundir.DESIGN_EFFECTS_PLOT.removesuffix('.png')}]({rundir.DESIGN_EFFECTS_PLOT})",

@@ -28,8 +28,12 @@ Why it is written this way:
   of the first two (``sftlab.analysis.pareto``).
 - Runs scored on different test sets (``test_set_sha256``) are refused, naming the groups: their scores are not
   comparable, so they are never averaged. ``--test-set PREFIX`` picks one group.
-- Failed jobs (``failure.json``) and jobs without ``eval.json`` are listed with their reason; they are never dropped
+- Failed jobs (``failure.json``) and unfinished jobs are listed with their reason; they are never dropped
   silently, and the rest is still reported.
+- A multirun without translation scores (``eval.enabled=false``, objectives such as ``eval_loss`` or
+  ``train_seconds`` read from ``metrics.json``) still gets the sweep table, the Pareto front, the design analysis
+  and the failed and unfinished jobs; the score tables, significance and the by-format plot are left out, and the
+  report says why. Only a multirun with neither scores nor any objective value is an error.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import pandas as pd
 
 from sftlab import rundir
 from sftlab.analysis import design_stats
-from sftlab.analysis.runs import Job, find_jobs, node, objectives_of, optuna_summary
+from sftlab.analysis.runs import Job, find_jobs, node, objective_value, objectives_of, optuna_summary
 from sftlab.analysis.significance import significance, verdicts
 from sftlab.analysis.systems import varying_hparams
 from sftlab.analysis.tables import run_scores, summarize, sweep_table
@@ -53,24 +57,36 @@ DEFAULT_RESAMPLES = 1000
 
 
 @dataclass
-class Report:
-    """Everything the report says, gathered before anything is written."""
+class ScoreAnalysis:
+    """The translation scores of the evaluated runs of one test set: summaries per system and the paired tests."""
 
-    sweep_dir: Path
-    jobs: list[Job]
-    evaluated: list[Job]
     test_set: str
-    hparams: list[str]
     baseline: str
     metric: str
     resamples: int
     summary: pd.DataFrame
     tests: pd.DataFrame
     outcomes: pd.DataFrame
-    test_notes: list[str]
+    notes: list[str]
+
+
+@dataclass
+class Report:
+    """Everything the report says, gathered before anything is written.
+
+    ``scores`` is None when no job has translation scores (``eval.json``): the report is then the sweep table, the
+    Pareto front and the design analysis of the objectives recorded in ``metrics.json``.
+    """
+
+    sweep_dir: Path
+    jobs: list[Job]
+    evaluated: list[Job]  # with eval.json, of the chosen test set
+    trained: list[Job]  # complete with evaluation disabled: objectives from metrics.json only
+    hparams: list[str]
     objectives: list[str]  # every objective the runs name, the sweep table's columns
-    sweep: pd.DataFrame | None  # one row per evaluated run, for a sweep
+    sweep: pd.DataFrame | None  # one row per evaluated or trained run, for a sweep
     optuna: list[str]
+    scores: ScoreAnalysis | None = None
     design: design_stats.DesignAnalysis | None = None
     plots: list[Path] = field(default_factory=list)  # filled as write_report saves them
 
@@ -131,17 +147,18 @@ def resamples_of(jobs: list[Job], requested: int | None) -> int:
     return int(max(values)) if values else DEFAULT_RESAMPLES
 
 
-def evaluated_jobs(sweep_dir: Path, jobs: list[Job]) -> list[Job]:
-    """The jobs with scores; a multirun with none is an error that names the first failure."""
-    evaluated = [job for job in jobs if job.status == "evaluated"]
-    if not evaluated:
-        failed = [job for job in jobs if job.status == "failed"]
-        first = f"; job {failed[0].name}: {(failed[0].failure or {}).get('message', '?')}" if failed else ""
-        raise SftlabError(
-            f"{sweep_dir}: {len(jobs)} runs, none evaluated ({len(failed)} failed, "
-            f"{len(jobs) - len(failed)} without {rundir.EVAL}){first}"
-        )
-    return evaluated
+def check_results(sweep_dir: Path, jobs: list[Job], trained: list[Job]) -> None:
+    """Without translation scores, the report needs an objective value of some trained job; else one line that
+    names the first failure."""
+    if any(objective_value(job, name) is not None for job in trained for name in job.objectives):
+        return
+    failed = [job for job in jobs if job.status == "failed"]
+    first = f"; job {failed[0].name}: {(failed[0].failure or {}).get('message', '?')}" if failed else ""
+    without = f"{len(trained)} trained without an objective value, " if trained else ""
+    raise SftlabError(
+        f"{sweep_dir}: {len(jobs)} runs, none evaluated and none with an objective value in {rundir.METRICS} "
+        f"({len(failed)} failed, {without}{len(jobs) - len(failed) - len(trained)} unfinished){first}"
+    )
 
 
 def build_report(
@@ -154,35 +171,53 @@ def build_report(
     if metric not in SCORES:
         raise SftlabError(f"unknown metric {metric!r} (expected one of {', '.join(SCORES)})")
     jobs = find_jobs(sweep_dir)
-    evaluated, sha = select_test_set(evaluated_jobs(sweep_dir, jobs), test_set)
-    hparams = varying_hparams(evaluated)
-    chosen = choose_baseline(sorted({job.format for job in evaluated}), baseline)
-    n = resamples_of(evaluated, resamples)
-    summary = summarize(run_scores(evaluated, hparams), metric)
-    tests, notes = significance(evaluated, hparams, chosen, metric, n, list(dict.fromkeys(summary["system"])))
-    names = objectives_of(evaluated)
-    is_sweep = bool(hparams) or (sweep_dir / rundir.SWEEP_RESULTS).is_file()
+    evaluated = [job for job in jobs if job.status == "evaluated"]
+    trained = [job for job in jobs if job.status == "trained"]
+    sha = None
+    if evaluated:
+        evaluated, sha = select_test_set(evaluated, test_set)
+    else:
+        check_results(sweep_dir, jobs, trained)
+    results = evaluated + trained  # every run with objective values
+    hparams = varying_hparams(results)
+    names = objectives_of(results)
+    # Without scores the sweep table is what the report has to say, so it is always there.
+    is_sweep = bool(hparams) or (sweep_dir / rundir.SWEEP_RESULTS).is_file() or len(names) > 1 or not evaluated
     return Report(
         sweep_dir=sweep_dir,
         jobs=jobs,
         evaluated=evaluated,
-        test_set=sha,
+        trained=trained,
         hparams=hparams,
+        objectives=names,
+        sweep=sweep_table(results, hparams, names) if is_sweep else None,
+        optuna=optuna_summary(sweep_dir),
+        scores=None if sha is None else score_analysis(evaluated, sha, hparams, baseline, metric, resamples),
+        design=design_of(sweep_dir, results),
+    )
+
+
+def score_analysis(
+    evaluated: list[Job], sha: str, hparams: list[str], baseline: str | None, metric: str, resamples: int | None
+) -> ScoreAnalysis:
+    """The score tables and the paired tests of each format against the baseline."""
+    chosen = choose_baseline(sorted({job.format for job in evaluated}), baseline)
+    n = resamples_of(evaluated, resamples)
+    summary = summarize(run_scores(evaluated, hparams), metric)
+    tests, notes = significance(evaluated, hparams, chosen, metric, n, list(dict.fromkeys(summary["system"])))
+    return ScoreAnalysis(
+        test_set=sha,
         baseline=chosen,
         metric=metric,
         resamples=n,
         summary=summary,
         tests=tests,
         outcomes=verdicts(tests),
-        test_notes=notes,
-        objectives=names,
-        sweep=sweep_table(evaluated, hparams, names) if is_sweep or len(names) > 1 else None,
-        optuna=optuna_summary(sweep_dir),
-        design=design_of(sweep_dir, evaluated),
+        notes=notes,
     )
 
 
-def design_of(sweep_dir: Path, evaluated: list[Job]) -> design_stats.DesignAnalysis | None:
+def design_of(sweep_dir: Path, results: list[Job]) -> design_stats.DesignAnalysis | None:
     """The factorial-design analysis when the multirun is a design with a factor left to estimate, else None."""
-    analysis = design_stats.analyse(sweep_dir, evaluated)
+    analysis = design_stats.analyse(sweep_dir, results)
     return analysis if analysis is not None and analysis.factors else None

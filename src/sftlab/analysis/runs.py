@@ -37,9 +37,20 @@ class Job:
 
     @property
     def status(self) -> str:
+        """``failed`` (failure.json), ``evaluated`` (eval.json), ``trained`` (metrics.json with the evaluation
+        disabled: complete, with no translation scores to wait for), else ``missing`` (unfinished)."""
         if self.failure is not None:
             return "failed"
-        return "evaluated" if self.scores is not None else "missing"
+        if self.scores is not None:
+            return "evaluated"
+        if self.metrics is not None and node(self.config, "eval.enabled") is False:
+            return "trained"
+        return "missing"
+
+    @property
+    def finished(self) -> bool:
+        """Finished as configured, so its objectives can be read: evaluated, or trained without evaluation."""
+        return self.status in ("evaluated", "trained")
 
     @property
     def format(self) -> str:
@@ -136,13 +147,13 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def missing_reason(job: Job) -> str:
-    """Why a job that did not fail has no eval.json."""
+    """Why a job that did not fail is unfinished."""
     if job.problems:
         return "; ".join(job.problems)
     if not job.config:
         return f"no {rundir.HYDRA_CONFIG}, {rundir.EVAL} or {rundir.FAILURE} (not started, or still starting)"
     if node(job.config, "eval.enabled") is False:
-        return "evaluation disabled (eval.enabled=false)"
+        return f"evaluation disabled and no {rundir.METRICS} or {rundir.FAILURE} (still training, or killed)"
     if job.metrics is not None:
         return f"trained but no {rundir.EVAL} (still evaluating, or killed during evaluation)"
     return f"no {rundir.EVAL} and no {rundir.FAILURE} (still running, or killed)"

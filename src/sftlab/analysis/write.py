@@ -1,6 +1,6 @@
 """Writes a gathered report into its multirun dir: the plots first (the markdown links them), then ``report.md``,
-``report.csv``, ``significance.csv`` and, for a factorial design, its tables. Every file name is the run-dir
-contract's (``sftlab.rundir``)."""
+``report.csv`` and ``significance.csv`` (when there are translation scores) and, for a factorial design, its tables.
+Every file name is the run-dir contract's (``sftlab.rundir``)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from sftlab.analysis.tables import report_csv
 def write_plots(report: Report) -> list[Path]:
     """The score per format; for a sweep, the objectives against each varying parameter and the Pareto front."""
     out = report.sweep_dir
-    plots = [out / rundir.REPORT_FORMAT_PLOT.format(metric=report.metric)]
-    plot_by_format(report.summary, report.metric, plots[0])
+    plots = []
+    if report.scores is not None:
+        plots.append(out / rundir.REPORT_FORMAT_PLOT.format(metric=report.scores.metric))
+        plot_by_format(report.scores.summary, report.scores.metric, plots[-1])
     if report.sweep is None:
         return plots
     for param in report.hparams:
@@ -50,14 +52,12 @@ def write_report(report: Report) -> list[Path]:
     report.plots = write_plots(report)
     design_files = write_design(report.design) if report.design is not None else []
     (out / rundir.REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
-    report_csv(report.summary, report.outcomes, report.metric, report.baseline).to_csv(
-        out / rundir.REPORT_CSV, index=False
-    )
-    report.tests.to_csv(out / rundir.SIGNIFICANCE_CSV, index=False)
-    return [
-        out / rundir.REPORT_MD,
-        out / rundir.REPORT_CSV,
-        out / rundir.SIGNIFICANCE_CSV,
-        *report.plots,
-        *design_files,
-    ]
+    written = [out / rundir.REPORT_MD]
+    if report.scores is not None:
+        scores = report.scores
+        report_csv(scores.summary, scores.outcomes, scores.metric, scores.baseline).to_csv(
+            out / rundir.REPORT_CSV, index=False
+        )
+        scores.tests.to_csv(out / rundir.SIGNIFICANCE_CSV, index=False)
+        written += [out / rundir.REPORT_CSV, out / rundir.SIGNIFICANCE_CSV]
+    return [*written, *report.plots, *design_files]

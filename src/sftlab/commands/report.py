@@ -10,9 +10,10 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from sftlab.analysis.render import counts_line
-from sftlab.analysis.report import DEFAULT_BASELINE, Report, build_report
+from sftlab.analysis.render import NO_SCORES, counts_line, sweep_cells
+from sftlab.analysis.report import DEFAULT_BASELINE, Report, ScoreAnalysis, build_report
 from sftlab.analysis.runs import missing_reason
 from sftlab.analysis.tables import METRIC_LABELS, cell
 from sftlab.analysis.write import write_report
@@ -20,29 +21,50 @@ from sftlab.errors import SftlabError
 from sftlab.objectives import SCORES
 
 
-def print_summary(report: Report, written: list[Path]) -> None:
-    from rich.console import Console
+def scores_table(scores: ScoreAnalysis) -> Any:
+    """The macro score of each system and its verdicts against the baseline."""
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(highlight=False)
-    label = METRIC_LABELS[report.metric]
-    table = Table(title=f"macro {label} by system (baseline {report.baseline})")
+    label = METRIC_LABELS[scores.metric]
+    table = Table(title=f"macro {label} by system (baseline {scores.baseline})")
     for column in ("system", "runs", f"macro {label}", "vs baseline (directions)"):
         table.add_column(column, justify="left" if column == "system" else "right")
-    macro = report.summary[report.summary["direction"] == "macro"]
+    macro = scores.summary[scores.summary["direction"] == "macro"]
     for _, row in macro.iterrows():
-        outcomes = report.outcomes[report.outcomes["system"] == row["system"]] if not report.outcomes.empty else None
-        if row["format"] == report.baseline:
+        outcomes = scores.outcomes[scores.outcomes["system"] == row["system"]] if not scores.outcomes.empty else None
+        if row["format"] == scores.baseline:
             against = "baseline"
         elif outcomes is None or outcomes.empty:
             against = "not tested"
         else:
             against = ", ".join(f"{count} {name}" for name, count in Counter(outcomes["verdict"]).items())
-        score = cell(row[f"{report.metric}_mean"], row[f"{report.metric}_std"], False)
+        score = cell(row[f"{scores.metric}_mean"], row[f"{scores.metric}_std"], False)
         table.add_row(Text(row["system"]), str(row["runs"]), score, against)  # Text: "[lora.r=8]" is no markup
-    console.print(table)
-    lines = [counts_line(report)]
+    return table
+
+
+def objectives_table(report: Report) -> Any:
+    """The sweep table, for a multirun without translation scores: every run's objectives, best first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    assert report.sweep is not None  # a report without scores always has its sweep table
+    cells = sweep_cells(report.sweep, report.objectives)
+    table = Table(title=f"{', '.join(report.objectives)} by run (best first by {report.objectives[0]})")
+    for column in cells.columns:
+        table.add_column(str(column), justify="left" if column in ("job", "format") else "right")
+    for row in cells.itertuples(index=False):
+        table.add_row(*(Text(text) for text in row))  # Text: a value is no markup
+    return table
+
+
+def print_summary(report: Report, written: list[Path]) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(scores_table(report.scores) if report.scores is not None else objectives_table(report))
+    lines = [counts_line(report)] + ([] if report.scores is not None else [NO_SCORES])
     lines += [
         f"  failed: job {job.name} ({job.format}): {(job.failure or {}).get('message', '?')}" for job in report.failed
     ]
