@@ -6,9 +6,10 @@
     sftlab export RUN_DIR --merged merged/ --push-to-hub you/my-model     # and upload it (network and a token)
 
 ``--merged`` merges the adapter into the base model in 16-bit: ``AutoModelForCausalLM.from_pretrained(DIR)`` loads
-it. A 4-bit base is merged into its unquantized weights, never into quantized ones; with the Unsloth backend (the
-run's, on a GPU) Unsloth's merged save does it. ``--gguf`` writes the merged model as GGUF (F16 or Q8_0) through
-the gguf package; without ``--merged`` the merge goes to a temporary dir. The run dir itself is left as it is.
+it. A 4-bit base is merged into its unquantized weights, never into quantized ones: with the Unsloth backend (the
+run's, on a GPU) by Unsloth's merged save, otherwise (or with ``--backend hf``) by transformers + PEFT in ``--dtype``.
+``--gguf`` writes the merged model as GGUF (F16 or Q8_0) through the gguf package; without ``--merged`` the merge
+goes to a temporary dir. The run dir itself is left as it is.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sftlab.commands.ask import run_config
 from sftlab.config import Backend, ModelSource
 from sftlab.errors import SftlabError
 from sftlab.models import export
-from sftlab.models.loading import load_adapter, model_path
+from sftlab.models.loading import model_path
 from sftlab.process import this_process
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,11 +63,11 @@ def export_run(args: argparse.Namespace) -> None:
     run = builders.runtime(cfg, this_process())  # first: Unsloth patches transformers before it loads
     target = args.merged or export.scratch_dir()
     try:
-        base = builders.base_model(cfg, run) if run.backend == Backend.unsloth else None
-        if base is not None and hasattr(base.model, "save_pretrained_merged"):
-            export.merge_with_unsloth(load_adapter(base.model, adapter_dir), base.tokenizer, target)
+        trust = cfg.model.trust_remote_code
+        if run.backend == Backend.unsloth:
+            max_length = cfg.trainer.max_seq_length
+            export.merge_with_unsloth(adapter_dir, target, max_length, cfg.model.load_in_4bit, trust)
         else:
-            trust = cfg.model.trust_remote_code
             export.merge_adapter(base_path, adapter_dir, target, DTYPES[args.dtype], trust)
         if args.merged is not None:
             print(f"merged model: {target}")

@@ -65,7 +65,7 @@ def question_record(question: str, input: str, flag: str, language: str, reasoni
 def sections(text: str) -> list[tuple[str, str]]:
     """``(tag, text up to the next tag)`` for every ``<|tag|>`` of ``text``, in order."""
     marks = list(TAG.finditer(text))
-    ends = [mark.start() for mark in marks[1:]] + [len(text)]
+    ends = [mark.start() for mark in marks[1:]] + [len(text)] if marks else []
     return [(mark.group(1), text[mark.end() : end].strip()) for mark, end in zip(marks, ends, strict=True)]
 
 

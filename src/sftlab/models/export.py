@@ -75,10 +75,28 @@ def merge_adapter(
     return out_dir
 
 
-def merge_with_unsloth(model: Any, tokenizer: Any, out_dir: Path) -> Path:
-    """Unsloth's merged 16-bit save of a model with its adapter (it dequantizes a 4-bit base itself)."""
+def merge_with_unsloth(
+    adapter_dir: Path, out_dir: Path, max_seq_length: int, load_in_4bit: bool, trust_remote_code: bool = False
+) -> Path:
+    """Unsloth's merged 16-bit save; it dequantizes a 4-bit base itself.
+
+    The adapter dir is loaded the way Unsloth loads one, base and adapter together: Unsloth refuses to save an
+    adapter attached with ``PeftModel.from_pretrained`` (seen on the GPU machine).
+    """
+    from unsloth import FastLanguageModel
+
     _empty_target(out_dir)
-    model.save_pretrained_merged(str(out_dir), tokenizer, save_method="merged_16bit")
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(adapter_dir),
+        max_seq_length=max_seq_length,
+        load_in_4bit=load_in_4bit,
+        trust_remote_code=trust_remote_code,
+    )
+    try:
+        model.save_pretrained_merged(str(out_dir), tokenizer, save_method="merged_16bit")
+    except (RuntimeError, OSError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise SftlabError(f"Unsloth's merged save failed ({first[:300]}); --backend hf merges with PEFT") from None
     return out_dir
 
 
