@@ -128,6 +128,7 @@ def test_a_sweep_fills_its_storage_and_writes_its_artifacts(three_trials):
     # best_overrides.yaml is an experiment config: composing it gives the best trial's parameters
     best = (three_trials / "best_overrides.yaml").read_text()
     assert best.startswith("# @package _global_\n")
+    assert "hparams_search" not in best.split("defaults:")[-1]  # the sweep's preset stays out of a one-job experiment
     search_dir = three_trials.parent / "conf_search"
     (search_dir / "experiment").mkdir(parents=True)
     shutil.copy(three_trials / "best_overrides.yaml", search_dir / "experiment" / "best.yaml")

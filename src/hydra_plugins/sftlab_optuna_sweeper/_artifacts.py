@@ -90,6 +90,10 @@ def rerun_command(trial: FrozenTrial, space: SearchSpace) -> str:
     return " ".join([entry_command(), *(shlex.quote(line) for line in rerun_overrides(trial, space))])
 
 
+# Groups that configure the sweep itself: an experiment made from its best trial runs one job, not the sweep again.
+SWEEP_GROUPS = ("hparams_search", "design")
+
+
 def experiment_config(trial: FrozenTrial, space: SearchSpace, groups: set[str]) -> tuple[list[str], DictConfig]:
     """The sweep's parameters with the best trial's values: group choices for a defaults list, and plain values."""
     defaults: list[str] = []
@@ -97,9 +101,9 @@ def experiment_config(trial: FrozenTrial, space: SearchSpace, groups: set[str]) 
     fixed = {name: space.overrides[name].value() for name in space.fixed if name in space.overrides}
     swept = {name: value for name, value in trial.params.items()}
     for name, value in {**swept, **fixed}.items():
-        if name.startswith("~") or _is_hydra_override(name):
-            continue
         key = _key(name)
+        if name.startswith("~") or _is_hydra_override(name) or key in SWEEP_GROUPS:
+            continue
         if key in groups:
             defaults.append(f"override /{key}: {value}")
         else:
