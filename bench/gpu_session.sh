@@ -12,6 +12,8 @@ for stage in "$@"; do
   case $stage in
     setup)
       [ -d /tmp/site/unsloth ] || { mkdir -p /tmp/site && tar -C /tmp/site -xJf .device-site/site.tar.xz; }
+      # what an install maps (pyproject's package-dir): conf/ is sftlab.conf, data/ is sftlab.bundled
+      ln -sfn "$PWD/conf" src/sftlab/conf && ln -sfn "$PWD/data" src/sftlab/bundled
       python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name())'
       ;;
     tests)  # the single-GPU tests, while the benchmark models are written to disk
@@ -21,17 +23,16 @@ for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$
       python3 -m pytest -m gpu -q tests/test_gpu.py -k "not ddp" -p no:cacheprovider 2>&1 | tail -n 25 | tee "$OUT/gpu_tests.log"
       wait $builder
       ;;
-    tiny)  # issue 21 item 3: TinyLlama, sftlab vs raw Unsloth at 2 x 2048 as on 2026-11-26, then a profile
-      python3 bench/train_throughput.py --models tinyllama --paths unsloth sftlab --steps 15 --batch 2 --effective 2 \
+    tiny)  # issue 21 item 3: TinyLlama, sftlab vs raw Unsloth at 2 x 2048 as on 2026-11-26
+      python3 bench/train_throughput.py --models tinyllama --paths unsloth sftlab --steps 10 --batch 2 --effective 2 \
         --json "$OUT/tiny.json" 2>&1 | grep -v "it/s]" | tail -n 20
-      python3 bench/step_profile.py --model tinyllama --mode sftlab --out "$OUT/profile_sftlab.txt" 2>&1 | grep "^wall\|Error" | tail -n 5
       ;;
     gen)
-      python3 bench/generation_throughput.py --model llama3_8b --prompts 64 --batch 32 --max-new-tokens 96 \
+      python3 bench/generation_throughput.py --model llama3_8b --prompts 32 --batch 32 --max-new-tokens 96 \
         --json "$OUT/gen.json" 2>&1 | grep -v "it/s]\|batch/s]" | tail -n 22
       ;;
     train8b)
-      python3 bench/train_throughput.py --models llama3_8b --steps 8 --batch 2 --effective 8 --json "$OUT/train8b.json" \
+      python3 bench/train_throughput.py --models llama3_8b --steps 5 --batch 2 --effective 8 --json "$OUT/train8b.json" \
         --paths unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep 2>&1 | grep -v "it/s]" | tail -n 40
       ;;
   esac
