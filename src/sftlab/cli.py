@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if name in COMMANDS:
         return int(entry(name)(rest) or 0)
-    print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+    print(f"error: unknown command {name!r}; the commands: {', '.join([*HYDRA_APPS, *COMMANDS])}", file=sys.stderr)
     return 2
 
 

@@ -68,7 +68,6 @@ class TrainedModel:
     model: Any
     tokenizer: Any
     prompt_format: PromptFormat
-    backend: Backend
 
 
 def load_trained(run_dir: Path, cfg: TrainConfig) -> TrainedModel:
@@ -76,7 +75,7 @@ def load_trained(run_dir: Path, cfg: TrainConfig) -> TrainedModel:
     base = builders.base_model(cfg, run)
     model = load_adapter(base.model, run_dir / rundir.ADAPTER)
     for_inference(model, run.backend)
-    return TrainedModel(cfg, model, base.tokenizer, builders.prompt_format(cfg.prompt, base.tokenizer), run.backend)
+    return TrainedModel(cfg, model, base.tokenizer, builders.prompt_format(cfg.prompt, base.tokenizer))
 
 
 def ask_tracker(cfg: TrainConfig, run_dir: Path, job_type: str, track: bool) -> Tracker:

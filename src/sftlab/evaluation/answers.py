@@ -46,11 +46,11 @@ class Answer:
     stopped: bool  # False when generation ran into max_new_tokens
 
 
-def question_record(question: str, input: str, flag: str, language: str, reasoning: str) -> dict[str, Any]:
+def question_record(question: str, context: str, flag: str, language: str, reasoning: str) -> dict[str, Any]:
     """A question as a record of the reasoning schema, as the prompt formats render training records."""
     return {
         "instruction": question,
-        "input": input,
+        "input": context,
         "category": "open_qa",
         "language": language,
         "field": "",
