@@ -58,6 +58,12 @@ def answer_lines(stdout: str) -> dict[str, str]:
     }
 
 
+def offline_wandb(root: Path) -> dict[str, str]:
+    """W&B offline, its settings and caches inside ``root``, no stored login."""
+    dirs = {name: str(root / name.lower()) for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR")}
+    return {"WANDB_MODE": "offline", "NETRC": str(root / "no_netrc"), **dirs}
+
+
 def snapshot(run_dir: Path) -> dict[str, float]:
     return {str(path.relative_to(run_dir)): path.stat().st_mtime for path in run_dir.rglob("*")}
 
@@ -214,14 +220,7 @@ def test_ask_is_tracked_as_its_own_job(tiny_run, tmp_path):
     config = OmegaConf.load(config_file)
     config.logger = {**OmegaConf.to_container(config.logger), "name": "wandb", "mode": "offline"}
     OmegaConf.save(config, config_file)
-    env = {
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(tmp_path / "wandb_dir"),
-        "NETRC": str(tmp_path / "no_netrc"),
-        "WANDB_CONFIG_DIR": str(tmp_path / "wandb_config"),
-        "WANDB_CACHE_DIR": str(tmp_path / "wandb_cache"),
-    }
-    result = sftlab("ask", str(run_dir), "Why?", "--max-new-tokens", "4", env=env)
+    result = sftlab("ask", str(run_dir), "Why?", "--max-new-tokens", "4", env=offline_wandb(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     runs = offline_runs(run_dir / "wandb")
     assert len(runs) == 1, runs
@@ -232,3 +231,19 @@ def test_ask_is_tracked_as_its_own_job(tiny_run, tmp_path):
     assert logged.config["model_info"]["peft"]["r"] == to_schema(compose_train(["model=tiny_random"])).lora.r
     assert logged.exit_code == 0
     assert f"tracked as W&B run {runs[0].stem.removeprefix('run-')}" in result.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_is_tracked_with_the_model_too(tiny_run, tmp_path):
+    """evaluate's job logs the same model description, and run.json names its W&B run."""
+    run_dir = tmp_path / "evaluate"
+    command = [sys.executable, "-m", "sftlab.evaluate", "logger=wandb", f"eval.adapter_dir={tiny_run / rundir.ADAPTER}"]
+    command += ["eval.max_pairs_per_direction=1", "eval.max_new_tokens=2", f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **offline_wandb(tmp_path)}
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (log,) = offline_runs(run_dir / "wandb")
+    assert [r.run.job_type for r in read_records(log) if r.WhichOneof("record_type") == "run"] == ["evaluate"]
+    assert read_run(log).config["model_info"]["peft"]["r"] == 16
+    assert rundir.read_record(run_dir, rundir.RunRecord).tracking["wandb_id"] == log.stem.removeprefix("run-")
