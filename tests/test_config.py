@@ -75,3 +75,10 @@ def test_run_dirs_follow_hydra_defaults():
     text = (Path(CONF) / "hydra" / "default.yaml").read_text()
     assert "outputs/${sftlab.launch_time:%Y-%m-%d}/${sftlab.launch_time:%H-%M-%S}" in text
     assert "multirun/${now:%Y-%m-%d}/${now:%H-%M-%S}" in text
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "preview"])
+def test_the_module_form_prints_sftlabs_own_help(command):
+    result = run_module(f"sftlab.{command}", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"sftlab {command}:") and "examples:" in result.stdout

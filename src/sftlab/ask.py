@@ -1,8 +1,8 @@
-"""``python -m sftlab.ask``: the module form of ``sftlab ask`` (it lives in ``sftlab.commands.ask``)."""
+"""``python -m sftlab.ask``: the module form of ``sftlab ask``."""
 
 import sys
 
-from sftlab.commands.ask import ask_main
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(ask_main())
+    sys.exit(main(["ask", *sys.argv[1:]]))

@@ -1,8 +1,8 @@
-"""``python -m sftlab.design``: kept for the module form of the command (it lives in ``sftlab.commands.design``)."""
+"""``python -m sftlab.design``: the module form of ``sftlab design``."""
 
 import sys
 
-from sftlab.commands.design import main
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["design", *sys.argv[1:]]))

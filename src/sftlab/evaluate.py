@@ -1,6 +1,8 @@
-"""``python -m sftlab.evaluate``: kept for the module form of the command (it lives in ``sftlab.commands.evaluate``)."""
+"""``python -m sftlab.evaluate``: the module form of ``sftlab evaluate``."""
 
-from sftlab.commands.evaluate import main
+import sys
+
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

@@ -1,8 +1,8 @@
-"""``python -m sftlab.export``: the module form of ``sftlab export`` (it lives in ``sftlab.commands.export``)."""
+"""``python -m sftlab.export``: the module form of ``sftlab export``."""
 
 import sys
 
-from sftlab.commands.export import main
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["export", *sys.argv[1:]]))

@@ -1,6 +1,8 @@
-"""``python -m sftlab.preview``: kept for the module form of the command (it lives in ``sftlab.commands.preview``)."""
+"""``python -m sftlab.preview``: the module form of ``sftlab preview``."""
 
-from sftlab.commands.preview import main
+import sys
+
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["preview", *sys.argv[1:]]))

@@ -1,8 +1,8 @@
-"""``python -m sftlab.report``: kept for the module form of the command (it lives in ``sftlab.commands.report``)."""
+"""``python -m sftlab.report``: the module form of ``sftlab report``."""
 
 import sys
 
-from sftlab.commands.report import main
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["report", *sys.argv[1:]]))

@@ -1,6 +1,8 @@
-"""``python -m sftlab.train``: kept for the module form of the command (it lives in ``sftlab.commands.train``)."""
+"""``python -m sftlab.train``: the module form of ``sftlab train``."""
 
-from sftlab.commands.train import main
+import sys
+
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,8 +1,8 @@
-"""``python -m sftlab.translate``: the module form of ``sftlab translate`` (it lives in ``sftlab.commands.ask``)."""
+"""``python -m sftlab.translate``: the module form of ``sftlab translate``."""
 
 import sys
 
-from sftlab.commands.ask import translate_main
+from sftlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(translate_main())
+    sys.exit(main(["translate", *sys.argv[1:]]))
