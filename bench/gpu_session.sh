@@ -33,7 +33,8 @@ for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$
       ;;
     train8b)
       python3 bench/train_throughput.py --models llama3_8b --steps 5 --batch 2 --effective 8 --json "$OUT/train8b.json" \
-        --paths unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep 2>&1 | grep -v "it/s]" | tail -n 40
+        --paths ${PATHS:-unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep} 2>&1 \
+        | grep -v "it/s]" | tail -n 40
       ;;
   esac
   echo "[session] $stage: $(( $(date +%s) - started )) s"

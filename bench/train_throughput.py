@@ -184,8 +184,8 @@ def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path) -> di
     ]
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "sftlab.train", "-m", *overrides, "trainer.autotune=true", "lora.r=16,64",
-         "trainer.max_seq_length=1024,2048", f"hydra.sweep.dir={sweep_dir}"],
+        [sys.executable, "-m", "sftlab.train", "-m", *overrides, "trainer.autotune=true",
+         "trainer.max_seq_length=1024,2048", "lora.r=16,64", f"hydra.sweep.dir={sweep_dir}"],
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     trials = []
@@ -252,7 +252,7 @@ def main() -> None:
         results = {}
         for path in args.paths:
             if path == "autotune-sweep":
-                sweeps[name] = autotune_sweep(model_dir, 3, args.effective, args.work)
+                sweeps[name] = autotune_sweep(model_dir, args.steps, args.effective, args.work)
                 print(f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(sweeps[name])}", flush=True)
                 continue
             if path in ("sftlab", "sftlab-autotune"):

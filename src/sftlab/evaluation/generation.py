@@ -63,6 +63,7 @@ def generate(
     return _generate(model, tokenizer, prompts, batch_size, max_new_tokens, num_beams, static=True)
 
 
+@torch.inference_mode()  # also when called directly (the benchmark, the tests): no autograd graph over the steps
 def _generate(
     model: Any,
     tokenizer: Any,
@@ -144,8 +145,8 @@ class Linear:
                 name = active[0]
                 if module.use_dora.get(name) or getattr(module, "lora_bias", {}).get(name):
                     return None
-                lora_a = module.lora_A[name].weight
-                lora_b = module.lora_B[name].weight * module.scaling[name]
+                lora_a = module.lora_A[name].weight.detach()
+                lora_b = module.lora_B[name].weight.detach() * module.scaling[name]
             base = module.get_base_layer()
         weight = getattr(base, "weight", None)
         if weight is None or not isinstance(base, torch.nn.Module) or base.__class__.__name__ == "ModulesToSaveWrapper":
