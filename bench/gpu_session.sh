@@ -2,7 +2,8 @@
 # The GPU machine's measurements for issue 21, in stages, from the project root (results and logs under $OUT):
 #   bash bench/gpu_session.sh setup tests tiny gen     # first call: unpack the bundle, GPU tests, TinyLlama, generation
 #   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine)
-# Needs .device-site carried (../shared/device/site.sh builds it).
+# Needs .device-site carried (../shared/device/site.sh builds it). Output goes through tee into $OUT, never through
+# tail: a stage stopped at the call's limit then still returns what it printed (2026-11-29 lost a whole stage so).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src HF_HUB_OFFLINE=1 SFTLAB_CACHE=/tmp/sftlab-cache
 OUT=${OUT:-/tmp/out}
@@ -25,16 +26,16 @@ for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$
       ;;
     tiny)  # issue 21 item 3: TinyLlama, sftlab vs raw Unsloth at 2 x 2048 as on 2026-11-26
       python3 bench/train_throughput.py --models tinyllama --paths unsloth sftlab --steps 10 --batch 2 --effective 2 \
-        --json "$OUT/tiny.json" 2>&1 | grep -v "it/s]" | tail -n 20
+        --json "$OUT/tiny.json" 2>&1 | grep --line-buffered -v "it/s]" | tee "$OUT/tiny.log"
       ;;
     gen)
       python3 bench/generation_throughput.py --model llama3_8b --prompts 32 --batch 32 --max-new-tokens 96 \
-        --json "$OUT/gen.json" 2>&1 | grep -v "it/s]\|batch/s]" | tail -n 22
+        --json "$OUT/gen.json" 2>&1 | grep --line-buffered -v "it/s]\|batch/s]" | tee "$OUT/gen.log"
       ;;
     train8b)
       python3 bench/train_throughput.py --models llama3_8b --steps 5 --batch 2 --effective 8 --json "$OUT/train8b.json" \
         --paths ${PATHS:-unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep} 2>&1 \
-        | grep -v "it/s]" | tail -n 40
+        | grep --line-buffered -v "it/s]" | tee "$OUT/train8b.log"
       ;;
   esac
   echo "[session] $stage: $(( $(date +%s) - started )) s"

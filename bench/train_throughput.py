@@ -284,9 +284,10 @@ def main() -> None:
                 flops = qlora_flops_per_token(name, context, result.get("recompute", True))
                 result["mfu"] = result["tokens_per_second"] * flops / (peak * 1e12)
             print(f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(result)}", flush=True)
+            if args.json:  # after every path: a run stopped at a time limit keeps what it measured
+                done = [*rows, (name, results)]
+                args.json.write_text(json.dumps({"peak_tflops": peak, "rows": done, "sweeps": sweeps}, indent=1))
         rows.append((name, results))
-    if args.json:
-        args.json.write_text(json.dumps({"peak_tflops": peak, "rows": rows, "sweeps": sweeps}, indent=1))
 
     lines = [
         f"### Training throughput, {device} ({time.strftime('%Y-%m-%d')})",
