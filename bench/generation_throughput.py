@@ -12,7 +12,6 @@ end early, and the time per step counts the steps the batch ran).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -63,7 +62,7 @@ def main() -> None:
                 parameter.normal_(0.0, 0.01)
     FastLanguageModel.for_inference(model)
     tokenizer.padding_side = "left"
-    fmt = PromptFormat(dataclasses.asdict(cfg.prompt), tokenizer=tokenizer)
+    fmt = PromptFormat(cfg.prompt, tokenizer=tokenizer)
     pairs = data.load_translation_pairs(cfg.eval.test_file)[: args.prompts]
     prompts = [fmt.render_prompt(translation_request(pair, cfg.eval.request)) for pair in pairs]
     lengths = sorted(len(tokenizer(p)["input_ids"]) for p in prompts)

@@ -3,7 +3,6 @@ the reasoning and response read off the tags, one-line errors, and the ask job's
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -96,7 +95,7 @@ def test_a_format_without_tags_answers_with_the_whole_response():
 
 def test_a_question_renders_like_a_training_record():
     cfg = to_schema(compose_train(["model=tiny_random"]))
-    prompt_format = PromptFormat(dataclasses.asdict(cfg.prompt), eos_token=EOS)
+    prompt_format = PromptFormat(cfg.prompt, eos_token=EOS)
     prompt = prompt_format.render_prompt(
         question_record("Why?", "", "logician", "Japanese", "Reason before answering.")
     )

@@ -4,7 +4,6 @@ import importlib.util
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from conftest import compose_train
 from sftlab.config import Backend, Precision, to_schema
@@ -16,7 +15,7 @@ from sftlab.evaluation.translation import translation_request
 
 def translation_prompts(tokenizer, count: int) -> list[str]:
     cfg = compose_train()
-    fmt = PromptFormat(OmegaConf.to_container(cfg.prompt, resolve=True), tokenizer=tokenizer)
+    fmt = PromptFormat(to_schema(cfg).prompt, tokenizer=tokenizer)
     pairs = data.load_translation_pairs(cfg.eval.test_file)
     request = to_schema(cfg).eval.request
     prompts = [fmt.render_prompt(translation_request(pair, request)) for pair in pairs[: count - 1]]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, compose_train
+from sftlab.config import to_schema
 from sftlab.data import formats
 from sftlab.data import records as data
 from sftlab.data.records import DataError
@@ -205,7 +206,7 @@ def test_relative_paths_resolve_against_the_directory_run_from(tmp_path, monkeyp
 
 def test_load_splits_says_which_parts_a_format_drops(tmp_path, capsys):
     path = write_jsonl(tmp_path / "alpaca.jsonl", [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(10)])
-    cfg = compose_train(["data=custom", f"data.train_files=[{path}]"])
+    cfg = to_schema(compose_train(["data=custom", f"data.train_files=[{path}]"]))
     train, val = load_splits(cfg.data, seed=1)
     assert len(train) == 9 and len(val) == 1 and train[0]["keywords"] == ""
     err = capsys.readouterr().err.strip().splitlines()
@@ -267,7 +268,7 @@ def test_every_direction_is_requested_and_scored_with_its_target_tokenizer(tmp_p
         if s != t
     ]
     path = write_as(tmp_path / "six.parquet", rows)
-    cfg = compose_train([f"eval.test_file={path}"])
+    cfg = to_schema(compose_train([f"eval.test_file={path}"]))
     pairs = load_test_pairs(cfg.eval)
     assert len(pairs) == 6
     for pair in pairs:
@@ -293,7 +294,7 @@ def test_columns_override_is_typed(tmp_path):
 
     path = write_as(tmp_path / "qa.csv", [{"question": "What is 2 + 2?", "answer": "4"}] * 3)
     overrides = ["data=custom", f"data.train_files=[{path}]", "data.columns={instruction: question, output: answer}"]
-    train, val = load_splits(compose_train(overrides).data, seed=1)
+    train, val = load_splits(to_schema(compose_train(overrides)).data, seed=1)
     assert train[0]["instruction"] == "What is 2 + 2?" and len(train) + len(val) == 3
     with pytest.raises(ConfigCompositionException):
         compose_train([*overrides[:2], "data.columns={instrucion: question}"])

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from conftest import CONF, compose_train
+from sftlab.config import PromptStyle, to_schema
 from sftlab.data import records as data
 from sftlab.data.prompts import PromptFormat, fill_keywords, weave_keywords
 from sftlab.errors import SftlabError
@@ -28,8 +28,8 @@ EOS = "<|endoftext|>"
 
 
 def prompt_format(name: str) -> PromptFormat:
-    config = OmegaConf.to_container(compose_train([f"prompt={name}"]).prompt, resolve=True)
-    if config["style"] == "chat_template":  # ends turns with the tokenizer's own end-of-sequence token
+    config = to_schema(compose_train([f"prompt={name}"])).prompt
+    if config.style == PromptStyle.chat_template:  # ends turns with the tokenizer's own end-of-sequence token
         return PromptFormat(config, tokenizer=build_tiny_tokenizer())
     return PromptFormat(config, eos_token=EOS)
 
@@ -99,7 +99,7 @@ def test_optional_lines_disappear_when_the_record_has_nothing_for_them():
 
 
 def test_reasoning_after_metadata_when_switched():
-    config = OmegaConf.to_container(compose_train(["prompt.components.reasoning_first=false"]).prompt, resolve=True)
+    config = to_schema(compose_train(["prompt.components.reasoning_first=false"])).prompt
     lines = PromptFormat(config, eos_token=EOS).render(RECORDS["english"]).prompt.splitlines()
     assert [line[:12] for line in lines].index("<|reasoning|") > [line[:11] for line in lines].index("<|language|")
 
@@ -113,8 +113,8 @@ def test_weave_keywords_without_before_appends_the_phrase():
 
 
 def test_a_component_the_templates_never_use_is_refused():
-    config = OmegaConf.to_container(compose_train().prompt, resolve=True)
-    config["components"]["reasonig"] = True
+    config = to_schema(compose_train()).prompt
+    config.components["reasonig"] = True
     with pytest.raises(SftlabError, match="component 'reasonig' is not used"):
         PromptFormat(config, eos_token=EOS)
 
@@ -147,7 +147,7 @@ def recipe_text(record: dict, system_messages: dict, eos: str) -> str:
 
 
 def seed_recipe_format() -> PromptFormat:
-    return PromptFormat(OmegaConf.to_container(compose_train(["experiment=seed_recipe"]).prompt, resolve=True), EOS)
+    return PromptFormat(to_schema(compose_train(["experiment=seed_recipe"])).prompt, EOS)
 
 
 @pytest.mark.parametrize("record_name", sorted(RECIPE_RECORDS))

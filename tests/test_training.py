@@ -1,10 +1,8 @@
-import dataclasses
 import json
 import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from conftest import TINY_RUN, compose_train, run_module
 from sftlab import rundir
@@ -21,9 +19,7 @@ def records():
 
 
 def tiny_format(tokenizer, name="reasoning_tags"):
-    return PromptFormat(
-        OmegaConf.to_container(compose_train([f"prompt={name}"]).prompt, resolve=True), tokenizer=tokenizer
-    )
+    return PromptFormat(to_schema(compose_train([f"prompt={name}"])).prompt, tokenizer=tokenizer)
 
 
 def test_completion_only_loss_masks_every_prompt_token(tiny_model, records):
@@ -132,7 +128,7 @@ def test_embedded_default_loads_and_generates(cache_dir):
     path = models.model_path(cfg.model, cache_dir)
     model, tokenizer = models.load_base(path, Backend.hf, cfg.model, Precision.fp32, 512)
     assert model.config.num_hidden_layers == 30 and tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
-    fmt = PromptFormat(dataclasses.asdict(cfg.prompt), tokenizer=tokenizer)
+    fmt = PromptFormat(cfg.prompt, tokenizer=tokenizer)
     pairs = data.load_translation_pairs(cfg.eval.test_file, max_per_direction=2)
     prompts = [fmt.render_prompt(evaluation.translation_request(p, cfg.eval.request)) for p in pairs]
     outputs = generate(model, tokenizer, prompts, batch_size=8, max_new_tokens=16)

@@ -71,7 +71,7 @@ def record(command: str, cfg: TrainConfig, run: Runtime) -> RunRecord:
 
 
 def prompt_format(prompt: PromptConfig, tokenizer: Any) -> PromptFormat:
-    return PromptFormat(dataclasses.asdict(prompt), tokenizer=tokenizer)
+    return PromptFormat(prompt, tokenizer=tokenizer)
 
 
 def memory_plan(cfg: TrainConfig, base: BaseModel, run: Runtime, process: Process) -> Any:

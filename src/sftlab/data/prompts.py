@@ -8,6 +8,7 @@ message and the rendered user turn to the tokenizer's own chat template instead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from sftlab.config import PromptConfig, PromptStyle
 from sftlab.data.formats import REASONING_FIELDS
 from sftlab.data.records import keywords_text
 from sftlab.errors import SftlabError
@@ -72,24 +74,23 @@ def fill_keywords(reasoning: str, keywords: str, placeholder: str, fill: str, we
 class PromptFormat:
     """Renders records in one configured format."""
 
-    def __init__(self, config: Mapping[str, Any], eos_token: str | None = None, tokenizer: ChatTokenizer | None = None):
-        self.name = str(config["name"])
-        style = config.get("style", "template")
-        self.style = str(getattr(style, "value", style))
-        self.components = {str(k): bool(v) for k, v in dict(config.get("components") or {}).items()}
-        self.system_messages = {str(k): str(v) for k, v in dict(config.get("system_messages") or {}).items()}
-        self.keyword_phrase = str(config.get("keyword_phrase", ""))
-        self.keyword_placeholder = str(config.get("keyword_placeholder", ""))
-        self.keyword_fill = str(config.get("keyword_fill", ""))
-        self.weave_keywords = bool(config.get("weave_keywords", True))
+    def __init__(self, config: PromptConfig, eos_token: str | None = None, tokenizer: ChatTokenizer | None = None):
+        self.name = config.name
+        self.style = config.style
+        self.components = dict(config.components)
+        self.system_messages = dict(config.system_messages)
+        self.keyword_phrase = config.keyword_phrase
+        self.keyword_placeholder = config.keyword_placeholder
+        self.keyword_fill = config.keyword_fill
+        self.weave_keywords = config.weave_keywords
         self.tokenizer = tokenizer
         self.eos_token = eos_token or (tokenizer.eos_token if tokenizer is not None else None) or DEFAULT_EOS
-        described = json.dumps({**dict(config), "eos": self.eos_token}, sort_keys=True, default=str)
+        described = json.dumps({**dataclasses.asdict(config), "eos": self.eos_token}, sort_keys=True, default=str)
         self.fingerprint = hashlib.sha256(described.encode()).hexdigest()
-        if self.style == "chat_template" and tokenizer is None:
+        if self.style == PromptStyle.chat_template and tokenizer is None:
             raise SftlabError(f"prompt format '{self.name}' uses the tokenizer's chat template: a tokenizer is needed")
-        prompt_source = str(config.get("prompt_template") or "")
-        completion_source = str(config.get("completion_template") or "")
+        prompt_source = config.prompt_template
+        completion_source = config.completion_template
         for name in self.components.keys() - CODE_COMPONENTS:
             if f"components.{name}" not in prompt_source + completion_source:
                 raise SftlabError(f"prompt format '{self.name}': component '{name}' is not used by its templates")
@@ -131,7 +132,7 @@ class PromptFormat:
         variables = self._variables(record)
         user_turn = self._render(self._prompt, variables)
         completion = self._render(self._completion, variables)
-        if self.style != "chat_template":
+        if self.style != PromptStyle.chat_template:
             return RenderedExample(user_turn, completion)
         messages = [{"role": "user", "content": user_turn.strip()}]
         if self.components.get("system", False) and variables["system_message"]:

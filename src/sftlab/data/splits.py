@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any
 
-from sftlab.config import DataConfig, EvalConfig
+from sftlab.config import ColumnsConfig, DataConfig, EvalConfig, PairColumnsConfig
 from sftlab.data.records import (
     LANGUAGES,
     TranslationPair,
@@ -18,10 +17,9 @@ from sftlab.data.records import (
 from sftlab.errors import SftlabError
 
 
-def column_map(columns: Any) -> dict[str, str]:
+def column_map(columns: ColumnsConfig | PairColumnsConfig) -> dict[str, str]:
     """The fields a ``columns`` config maps onto other column names (an empty name keeps the field's own)."""
-    values = dataclasses.asdict(columns) if dataclasses.is_dataclass(columns) else dict(columns or {})
-    return {name: column for name, column in values.items() if column}
+    return {name: column for name, column in dataclasses.asdict(columns).items() if column}
 
 
 def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
@@ -29,7 +27,7 @@ def load_splits(data: DataConfig, seed: int) -> tuple[list[dict], list[dict]]:
 
     Says on stderr (one line, so a preview's JSON on stdout stays clean) which fields the records' formats lack.
     """
-    options = {"columns": column_map(data.columns), "fmt": str(getattr(data.format, "value", data.format))}
+    options = {"columns": column_map(data.columns), "fmt": data.format.value}
     options.update(revision=data.revision, subset=data.subset)
     train = load_records(data.train_files, split=data.split, **options)
     if data.val_files:
