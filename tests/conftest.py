@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,6 +35,15 @@ TINY_RUN = [
     "data.max_val_records=8",
     "logger=none",
 ]
+
+
+def takes_ctrl_c() -> None:
+    """``preexec_fn`` of a child a test interrupts: Ctrl-C's default handling, as in a terminal's foreground job.
+
+    A shell starts a background job (``make test &``, a CI runner) with SIGINT ignored, children inherit that, and
+    Python then installs no KeyboardInterrupt handler: the test's SIGINT would be lost.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, TINY_RUN
+from conftest import ROOT, TINY_RUN, takes_ctrl_c
 from sftlab import rundir
 
 JOB_APP = ROOT / "tests" / "apps" / "job_app.py"
@@ -35,7 +35,9 @@ def test_a_failure_is_one_line_and_a_successful_rerun_removes_its_failure_json(t
 
 def interrupt_when(command: list[str], ready: Path) -> subprocess.CompletedProcess:
     """Start ``command``, send it SIGINT (Ctrl-C) once ``ready`` exists, and wait for it."""
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=takes_ctrl_c
+    )
     deadline = time.monotonic() + 120
     while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import ROOT
+from conftest import ROOT, takes_ctrl_c
 from sftlab.sweep.trial import storage_of
 
 APPS = ROOT / "tests" / "apps"
@@ -227,6 +227,7 @@ def test_ctrl_c_stops_a_sweep_in_one_line_with_exit_130_and_its_trial_is_retried
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        preexec_fn=takes_ctrl_c,
     )
     deadline = time.monotonic() + 60
     while not (tmp_path / "0" / "started").exists() and time.monotonic() < deadline:
