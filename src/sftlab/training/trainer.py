@@ -152,13 +152,26 @@ def _interrupted(trainer: Trainer, run_dir: Path) -> TrainingFault:
     )
 
 
-def _report_splits(train: TokenizedSplit, val: TokenizedSplit | None, max_length: int) -> None:
+def _announce(setup: TrainingSetup, train: TokenizedSplit, val: TokenizedSplit | None, world_size: int) -> None:
+    """What rank 0 says before training: truncated records, the autotune plan, a DDP launch's effective batch."""
+    cfg = setup.trainer
     for name, split in (("train", train), ("validation", val)):
         if split is not None and (split.truncated or split.dropped):
             print(
                 f"[sftlab] {name}: {split.truncated} of {split.records} records cut at "
-                f"max_seq_length={max_length}, {split.dropped} dropped (prompt alone too long)"
+                f"max_seq_length={cfg.max_seq_length}, {split.dropped} dropped (prompt alone too long)"
             )
+    if setup.autotune is not None:
+        print(f"[sftlab] trainer.autotune: {setup.autotune.plan.describe()}", flush=True)
+    if world_size > 1:
+        note = data_parallel_note(
+            world_size,
+            cfg.per_device_train_batch_size,
+            cfg.gradient_accumulation_steps,
+            cfg.learning_rate,
+            cfg.max_steps,
+        )
+        print(f"[sftlab] {note}", flush=True)
 
 
 def run_training(setup: TrainingSetup) -> rundir.Metrics:
@@ -185,21 +198,9 @@ def run_training(setup: TrainingSetup) -> rundir.Metrics:
             processing_class=setup.tokenizer,
             callbacks=[FaultGuard(), *setup.callbacks],
         )
-        main = trainer.is_world_process_zero()
-        world_size = trainer.args.world_size
+        main, world_size = trainer.is_world_process_zero(), trainer.args.world_size
         if main:
-            _report_splits(train, val, max_length)
-        if main and setup.autotune is not None:
-            print(f"[sftlab] trainer.autotune: {setup.autotune.plan.describe()}", flush=True)
-        if main and world_size > 1:
-            note = data_parallel_note(
-                world_size,
-                cfg.per_device_train_batch_size,
-                cfg.gradient_accumulation_steps,
-                cfg.learning_rate,
-                cfg.max_steps,
-            )
-            print(f"[sftlab] {note}", flush=True)
+            _announce(setup, train, val, world_size)
         started = time.perf_counter()
         try:  # commands.train checked that a resumed run has a checkpoint
             result = trainer.train(resume_from_checkpoint=True if cfg.resume_from_checkpoint else None)
