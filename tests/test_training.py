@@ -192,3 +192,13 @@ def test_the_seed_recipe_reaches_trl_as_the_recipe_trains(tmp_path):
     assert args.optim == "paged_adamw_32bit" and args.learning_rate == 1e-4 and args.max_length == 1024
     assert args.per_device_train_batch_size == 2 and args.gradient_accumulation_steps == 1
     assert args.completion_only_loss is False and args.train_sampling_strategy == "group_by_length"
+
+
+def test_a_run_whose_model_cannot_load_is_still_described(tmp_path):
+    result = run_module(
+        "sftlab.train", "model.source=hub", "model.path=/nonexistent/model", "logger=none", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 1 and "cannot load" in result.stderr.strip().splitlines()[-1], result.stderr[-2000:]
+    record = rundir.read_record(tmp_path, rundir.RunRecord)
+    assert record.command == "train" and record.model_path == "/nonexistent/model" and record.data_sha256
+    assert rundir.read_record(tmp_path, rundir.Failure).user_error

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,11 +24,14 @@ from sftlab import objectives, rundir
 from sftlab.commands import builders
 from sftlab.commands.job import entry_point
 from sftlab.config import TrainConfig, register_configs, to_schema
+from sftlab.data.prompts import PromptFormat
+from sftlab.data.records import TranslationPair
 from sftlab.data.splits import load_splits, load_test_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.loading import describe, for_inference, release_adapter
-from sftlab.process import this_process
-from sftlab.rundir import EvalScores, Metrics
+from sftlab.process import Process, this_process
+from sftlab.rundir import EvalScores, Metrics, RunRecord
+from sftlab.tracking import Tracker
 
 register_configs()
 
@@ -38,22 +42,18 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
     process = this_process()
     check_config(cfg, run_dir, process.distributed)
     run = builders.runtime(cfg, process)
-    # After the backend: Unsloth patches transformers and TRL before the trainer's modules import them.
-    from sftlab.evaluation.translation import evaluate_translations
-    from sftlab.training.trainer import run_training
+    from sftlab.training.trainer import run_training  # after the backend: Unsloth patches TRL and transformers first
 
     splits = load_splits(cfg.data, cfg.seed)
     pairs = load_test_pairs(cfg.eval)
-    record = builders.record("train", cfg, run)
+    record = describe_run(run_dir, process, builders.record("train", cfg, run))  # a run that dies loading is described
     base = builders.base_model(cfg, run)
     prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
     plan = builders.memory_plan(cfg, base, run, process)  # before the adapter: it sets the checkpointing
     model = builders.lora_model(cfg, base, run, plan)
     tracker = builders.tracker(cfg, run_dir, process, job_type="train")
     tracker.log_model(describe(model))
-    record = dataclasses.replace(record, tracking=tracker.link(), memory_plan=plan and plan.to_json())
-    if process.is_main:
-        rundir.write_record(run_dir, record)
+    record = describe_run(run_dir, process, record, tracking=tracker.link(), memory_plan=plan and plan.to_json())
     failed, scores = True, None
     try:
         setup = builders.training_setup(
@@ -61,24 +61,51 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
         )
         metrics = run_training(setup)
         model = setup.model  # a fallback plan of trainer.autotune trained a fresh adapter
-        if process.is_main and metrics.memory_plan != record.memory_plan:
-            rundir.write_record(run_dir, dataclasses.replace(record, memory_plan=metrics.memory_plan))
-        if not process.is_main:  # its part is done: the process group is gone, rank 0 evaluates alone
-            failed = False
-            return None
-        tracker.log_training(metrics)
-        if cfg.eval.enabled:
-            for_inference(model, run.backend)
-            scores, predictions = evaluate_translations(model, base.tokenizer, prompt_format, pairs, cfg.eval, run_dir)
-            rundir.write_record(run_dir, scores)
-            tracker.log_evaluation(scores, predictions)
-        result = objectives.task_result(cfg.eval.objective, scores and scores.to_json(), metrics.to_json())
+        if metrics.memory_plan != record.memory_plan:
+            describe_run(run_dir, process, record, memory_plan=metrics.memory_plan)
+        if process.is_main:  # the other ranks are done: the process group is gone, rank 0 evaluates alone
+            scores = score(cfg, run, model, base.tokenizer, prompt_format, pairs, run_dir, tracker, metrics)
+            result = objectives.task_result(cfg.eval.objective, scores and scores.to_json(), metrics.to_json())
         failed = False
     finally:
         tracker.finish(failed=failed)
         release_adapter(model)
+    if not process.is_main:
+        return None
     print_summary(run_dir, metrics, scores, cfg.eval.objective, result)
     return result
+
+
+def describe_run(run_dir: Path, process: Process, record: RunRecord, **changes: Any) -> RunRecord:
+    """run.json with ``changes``, written by rank 0 (first before the model loads, then as the run learns more)."""
+    record = dataclasses.replace(record, **changes)
+    if process.is_main:
+        rundir.write_record(run_dir, record)
+    return record
+
+
+def score(
+    cfg: TrainConfig,
+    run: builders.Runtime,
+    model: Any,
+    tokenizer: Any,
+    prompt_format: PromptFormat,
+    pairs: list[TranslationPair],
+    run_dir: Path,
+    tracker: Tracker,
+    metrics: Metrics,
+) -> EvalScores | None:
+    """Log the training, then the translation scores of the trained model (eval.json); None when evaluation is off."""
+    from sftlab.evaluation.translation import evaluate_translations
+
+    tracker.log_training(metrics)
+    if not cfg.eval.enabled:
+        return None
+    for_inference(model, run.backend)
+    scores, predictions = evaluate_translations(model, tokenizer, prompt_format, pairs, cfg.eval, run_dir)
+    rundir.write_record(run_dir, scores)
+    tracker.log_evaluation(scores, predictions)
+    return scores
 
 
 def check_config(cfg: TrainConfig, run_dir: Path, distributed: bool) -> None:
