@@ -18,6 +18,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from sftlab import rundir
 from sftlab.config import Backend, LoggerConfig, Precision, PromptConfig, TrainConfig
 from sftlab.data.prompts import PromptFormat
 from sftlab.models import loading as models
@@ -68,6 +69,14 @@ def record(command: str, cfg: TrainConfig, run: Runtime) -> RunRecord:
     """run.json's reproducibility record, before the model loads (a run that dies loading it is still described)."""
     data_files = [*cfg.data.train_files, *cfg.data.val_files] if command == "train" else [cfg.eval.test_file]
     return run_record(command, cfg.seed, data_files, run.backend, models.model_path(cfg.model, cfg.cache_dir))
+
+
+def describe_run(run_dir: Path, process: Process, record: RunRecord, **changes: Any) -> RunRecord:
+    """run.json with ``changes``, written by rank 0 (first before the model loads, then as the run learns more)."""
+    record = dataclasses.replace(record, **changes)
+    if process.is_main:
+        rundir.write_record(run_dir, record)
+    return record
 
 
 def prompt_format(prompt: PromptConfig, tokenizer: Any) -> PromptFormat:

@@ -40,14 +40,14 @@ def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
     from sftlab.evaluation.translation import evaluate_translations, print_scores  # after the backend
 
     pairs = load_test_pairs(dataclasses.replace(cfg.eval, enabled=True))
-    record = builders.record("evaluate", cfg, run)
+    record = builders.describe_run(run_dir, process, builders.record("evaluate", cfg, run))
     base = builders.base_model(cfg, run)
     model = load_adapter(base.model, adapter_dir) if adapter_dir is not None else base.model
     for_inference(model, run.backend)
     prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
     tracker = builders.tracker(cfg, run_dir, process, job_type="evaluate")
     tracker.log_model(describe(model))
-    rundir.write_record(run_dir, dataclasses.replace(record, tracking=tracker.link()))
+    builders.describe_run(run_dir, process, record, tracking=tracker.link())
     failed = True
     try:
         scores, predictions = evaluate_translations(model, base.tokenizer, prompt_format, pairs, cfg.eval, run_dir)

@@ -11,7 +11,6 @@ writes the run dir, evaluates the translations and tracks the run, and only rank
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ from sftlab.data.records import TranslationPair
 from sftlab.data.splits import load_splits, load_test_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.loading import describe, for_inference, release_adapter
-from sftlab.process import Process, this_process
-from sftlab.rundir import EvalScores, Metrics, RunRecord
+from sftlab.process import this_process
+from sftlab.rundir import EvalScores, Metrics
 from sftlab.tracking import Tracker
 
 register_configs()
@@ -46,14 +45,18 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
 
     splits = load_splits(cfg.data, cfg.seed)
     pairs = load_test_pairs(cfg.eval)
-    record = describe_run(run_dir, process, builders.record("train", cfg, run))  # a run that dies loading is described
+    record = builders.describe_run(
+        run_dir, process, builders.record("train", cfg, run)
+    )  # a run that dies loading is described
     base = builders.base_model(cfg, run)
     prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
     plan = builders.memory_plan(cfg, base, run, process)  # before the adapter: it sets the checkpointing
     model = builders.lora_model(cfg, base, run, plan)
     tracker = builders.tracker(cfg, run_dir, process, job_type="train")
     tracker.log_model(describe(model))
-    record = describe_run(run_dir, process, record, tracking=tracker.link(), memory_plan=plan and plan.to_json())
+    record = builders.describe_run(
+        run_dir, process, record, tracking=tracker.link(), memory_plan=plan and plan.to_json()
+    )
     failed, scores = True, None
     try:
         setup = builders.training_setup(
@@ -62,7 +65,7 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
         metrics = run_training(setup)
         model = setup.model  # a fallback plan of trainer.autotune trained a fresh adapter
         if metrics.memory_plan != record.memory_plan:
-            describe_run(run_dir, process, record, memory_plan=metrics.memory_plan)
+            builders.describe_run(run_dir, process, record, memory_plan=metrics.memory_plan)
         if process.is_main:  # the other ranks are done: the process group is gone, rank 0 evaluates alone
             scores = score(cfg, run, model, base.tokenizer, prompt_format, pairs, run_dir, tracker, metrics)
             result = objectives.task_result(cfg.eval.objective, scores and scores.to_json(), metrics.to_json())
@@ -74,14 +77,6 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
         return None
     print_summary(run_dir, metrics, scores, cfg.eval.objective, result)
     return result
-
-
-def describe_run(run_dir: Path, process: Process, record: RunRecord, **changes: Any) -> RunRecord:
-    """run.json with ``changes``, written by rank 0 (first before the model loads, then as the run learns more)."""
-    record = dataclasses.replace(record, **changes)
-    if process.is_main:
-        rundir.write_record(run_dir, record)
-    return record
 
 
 def score(
