@@ -40,16 +40,15 @@ def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
     from sftlab.evaluation.translation import evaluate_translations, print_scores  # after the backend
 
     pairs = load_test_pairs(dataclasses.replace(cfg.eval, enabled=True))
-    record = builders.describe_run(run_dir, process, builders.record("evaluate", cfg, run))
-    base = builders.base_model(cfg, run)
-    model = load_adapter(base.model, adapter_dir) if adapter_dir is not None else base.model
-    for_inference(model, run.backend)
-    prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
     tracker = builders.tracker(cfg, run_dir, process, job_type="evaluate")
-    tracker.log_model(describe(model))
-    builders.describe_run(run_dir, process, record, tracking=tracker.link())
-    failed = True
+    builders.describe_run(run_dir, process, builders.record("evaluate", cfg, run), tracking=tracker.link())
+    failed, model = True, None
     try:
+        base = builders.base_model(cfg, run)
+        model = load_adapter(base.model, adapter_dir) if adapter_dir is not None else base.model
+        for_inference(model, run.backend)
+        tracker.log_model(describe(model))
+        prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
         scores, predictions = evaluate_translations(model, base.tokenizer, prompt_format, pairs, cfg.eval, run_dir)
         scores.adapter_dir = str(adapter_dir) if adapter_dir else None
         rundir.write_record(run_dir, scores)
@@ -57,7 +56,7 @@ def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
         failed = False
     finally:
         tracker.finish(failed=failed)
-        if adapter_dir is not None:
+        if adapter_dir is not None and model is not None:
             release_adapter(model)
     print_scores(scores)
     print(f"scores: {run_dir / rundir.EVAL}, predictions: {run_dir / rundir.PREDICTIONS}")

@@ -45,26 +45,21 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
 
     splits = load_splits(cfg.data, cfg.seed)
     pairs = load_test_pairs(cfg.eval)
-    record = builders.describe_run(
-        run_dir, process, builders.record("train", cfg, run)
-    )  # a run that dies loading is described
-    base = builders.base_model(cfg, run)
-    prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
-    plan = builders.memory_plan(cfg, base, run, process)  # before the adapter: it sets the checkpointing
-    model = builders.lora_model(cfg, base, run, plan)
     tracker = builders.tracker(cfg, run_dir, process, job_type="train")
-    tracker.log_model(describe(model))
-    record = builders.describe_run(
-        run_dir, process, record, tracking=tracker.link(), memory_plan=plan and plan.to_json()
-    )
-    failed, scores = True, None
+    record = builders.describe_run(run_dir, process, builders.record("train", cfg, run), tracking=tracker.link())
+    failed, scores, model = True, None, None
     try:
+        base = builders.base_model(cfg, run)
+        prompt_format = builders.prompt_format(cfg.prompt, base.tokenizer)
+        plan = builders.memory_plan(cfg, base, run, process)  # before the adapter: it sets the checkpointing
+        model = builders.lora_model(cfg, base, run, plan)
+        tracker.log_model(describe(model))
         setup = builders.training_setup(
             cfg, run, model, base.tokenizer, prompt_format, splits, run_dir, tracker, plan, base
         )
         metrics = run_training(setup)
         model = setup.model  # a fallback plan of trainer.autotune trained a fresh adapter
-        if metrics.memory_plan != record.memory_plan:
+        if metrics.memory_plan is not None:
             builders.describe_run(run_dir, process, record, memory_plan=metrics.memory_plan)
         if process.is_main:  # the other ranks are done: the process group is gone, rank 0 evaluates alone
             scores = score(cfg, run, model, base.tokenizer, prompt_format, pairs, run_dir, tracker, metrics)
@@ -72,7 +67,8 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
         failed = False
     finally:
         tracker.finish(failed=failed)
-        release_adapter(model)
+        if model is not None:
+            release_adapter(model)
     if not process.is_main:
         return None
     print_summary(run_dir, metrics, scores, cfg.eval.objective, result)
