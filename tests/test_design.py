@@ -243,7 +243,10 @@ def test_an_interrupted_l8_design_resumes_without_redoing_rows_and_is_analysed(t
     assert len(done) == 8 and {tuple(sorted(t.params.items())) for t in done} == points
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
     retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
-    assert all(t.number in retried for t in trials if t.state == TrialState.FAIL)  # the killed one, retried
+    failed = [
+        (t.number, t.user_attrs, t.system_attrs.get("fixed_params")) for t in trials if t.state == TrialState.FAIL
+    ]
+    assert all(number in retried for number, _, _ in failed), failed  # the killed one, retried
 
     analysis = design_analysis.analyse(sweep_dir)
     assert analysis is not None and analysis.objective == "eval_loss" and analysis.direction == "minimize"
