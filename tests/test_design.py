@@ -178,6 +178,29 @@ def test_a_design_point_whose_process_died_before_its_suggestions_is_neither_dou
     assert retries[0].system_attrs["fixed_params"] == points[0]
 
 
+def test_a_design_point_whose_process_died_between_two_suggestions_is_retried_whole(tmp_path):
+    """Killed after suggesting part of its point: the resumed sweep neither enqueues the point again nor retries the
+    part (seen under load: the retry of the part ran as a surplus copy of a point enqueued twice)."""
+    from hydra_plugins.sftlab_optuna_sweeper._slots import enqueue_fixed, retry_stale
+
+    study = optuna.create_study(study_name="design", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    points = [{"a": True, "b": False, "seed": 42}, {"a": False, "b": True, "seed": 42}]
+    enqueue_fixed(study, points)
+    dying = study.ask()
+    dying.suggest_categorical("a", [False, True])  # its process dies before suggesting b and seed
+    dead = study.get_trials()[0]
+    assert dead.params == {"a": True}
+
+    enqueue_fixed(study, points)  # the resumed sweep: the dead trial still holds its whole point
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [points[1]]
+
+    study.tell(dead.number, state=TrialState.FAIL)
+    retry_stale(study, study.get_trials()[0])
+    retries = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retries) == 1 and retries[0].system_attrs["fixed_params"] == points[0]
+
+
 def test_a_design_enqueued_twice_by_processes_started_together_runs_each_point_once(tmp_path):
     from optuna.storages import RDBStorage
 

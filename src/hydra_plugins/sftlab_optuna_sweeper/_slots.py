@@ -39,9 +39,12 @@ def point_key(params: dict[str, Any]) -> tuple:
 
 
 def intended_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The trial's parameters; for an enqueued one (a fixed trial, a retry) that has not suggested them yet, because
-    it is waiting or its process died between ``study.ask()`` and the suggestions, those it was enqueued with."""
-    return dict(trial.params or trial.system_attrs.get("fixed_params") or {})
+    """The parameters a trial was enqueued with (a fixed trial, a retry), else those it suggested.
+
+    The enqueued ones first: a process killed between two suggestions leaves a trial with part of its point in
+    ``params``, and that part would neither hold the point (so a resumed design enqueued it again) nor retry it whole.
+    """
+    return dict(trial.system_attrs.get("fixed_params") or trial.params or {})
 
 
 def slot_holders(trials: list[FrozenTrial], fixed: bool = False) -> list[FrozenTrial]:
