@@ -82,7 +82,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 class SweepStorage:
     storage: BaseStorage | str
     label: str  # for log lines and optimization_results.yaml: a URL without its password, or journal:<path>
-    spec: str | dict  # what a job process passes to open_storage to reach the same study
+    spec: str | dict  # what a job opens (sftlab.sweep.trial.storage_of) to reach the same study
 
     @property
     def heartbeat_interval(self) -> int | None:
