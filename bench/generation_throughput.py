@@ -67,43 +67,57 @@ def main() -> None:
     prompts = [fmt.render_prompt(translation_request(pair, cfg.eval.request)) for pair in pairs]
     lengths = sorted(len(tokenizer(p)["input_ids"]) for p in prompts)
 
+    # the warm-up: the longest prompts, so the static decoder's shapes (and so its compiled step) are the measured ones
+    longest_first = sorted(prompts, key=lambda p: -len(tokenizer(p)["input_ids"]))[: args.batch]
+
     def timed(static: bool) -> tuple[float, list]:
-        generation._generate(model, tokenizer, prompts[:4], 4, 4, 1, static=static)  # warm-up
+        generation._generate(model, tokenizer, longest_first, args.batch, args.max_new_tokens, 1, static=static)
         torch.cuda.synchronize()
         started = time.perf_counter()
         outputs = generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static=static)
         torch.cuda.synchronize()
         return time.perf_counter() - started, outputs
 
-    # The static decoder's set-up (dequantizing the weights, the KV cache, capturing the step's graph) is part of each
-    # call and so of the timings below; timed alone here, so that the per-step figure can be read without it.
-    torch.cuda.synchronize()
-    started = time.perf_counter()
+    # The static decoder's set-up (dequantizing the weights, the KV cache, compiling and capturing the step) is part
+    # of each call and so of the timings below; timed alone too, so that the per-step figure can be read without it:
+    # once cold (the process's first decoder of these shapes: the step's compilation) and once warm (what each later
+    # call pays). "static-eager-step" is the decoder with its step captured uncompiled: what compiling adds.
+    compile_step = generation.StaticDecoder.compile_step
     longest = max(len(tokenizer(p)["input_ids"]) for p in prompts)
-    decoder = generation.StaticDecoder.build(model, args.batch, longest + args.max_new_tokens, args.max_new_tokens)
-    torch.cuda.synchronize()
-    build_seconds = time.perf_counter() - started
-    del decoder
-    torch.cuda.empty_cache()
+
+    def build_seconds() -> float:
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        decoder = generation.StaticDecoder.build(model, args.batch, longest + args.max_new_tokens, args.max_new_tokens)
+        torch.cuda.synchronize()
+        del decoder
+        torch.cuda.empty_cache()
+        return time.perf_counter() - started
 
     results = {}
-    for name, static in (("transformers", False), ("static", True)):
+    for name, static in (("transformers", False), ("static-eager-step", True), ("static", True)):
+        generation.StaticDecoder.compile_step = compile_step if name == "static" else lambda self: None
+        cold = build_seconds() if static else 0.0
         torch.cuda.reset_peak_memory_stats()
         seconds, outputs = timed(static)
+        warm = build_seconds() if static else 0.0
         batches = -(-len(prompts) // args.batch)
         results[name] = {
             "seconds": seconds,
             "ms_per_step": seconds / (batches * args.max_new_tokens) * 1e3,
-            "ms_per_step_without_setup": (seconds - (build_seconds if static else 0.0))
-            / (batches * args.max_new_tokens)
-            * 1e3,
+            "setup_seconds": warm,
+            "cold_setup_seconds": cold,
+            "ms_per_step_without_setup": (seconds - warm) / (batches * args.max_new_tokens) * 1e3,
             "new_tokens_per_second": len(prompts) * args.max_new_tokens / seconds,
             "stopped": sum(stopped for _, stopped in outputs),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
             "outputs": outputs,
         }
         print(f"[bench] {name}: {json.dumps({k: v for k, v in results[name].items() if k != 'outputs'})}", flush=True)
-    same = sum(a == b for a, b in zip(results["transformers"]["outputs"], results["static"]["outputs"], strict=True))
+
+    def same(a: str, b: str) -> int:
+        return sum(x == y for x, y in zip(results[a]["outputs"], results[b]["outputs"], strict=True))
+
     speedup = results["transformers"]["seconds"] / results["static"]["seconds"]
     if args.json:
         args.json.write_text(
@@ -117,17 +131,19 @@ def main() -> None:
         f"reasoning-tag format, greedy, batch {args.batch}, {args.max_new_tokens} new tokens, "
         "`sftlab.evaluation.generation` with each decoder.",
         "",
-        "| decoder | seconds | ms per step | ms per step, set-up left out | new tokens/s | peak GiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| decoder | seconds | set-up s (cold) | ms per step | ms per step, no set-up | new tokens/s | peak GiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {name} | {r['seconds']:.2f} | {r['ms_per_step']:.1f} | {r['ms_per_step_without_setup']:.1f} | "
-            f"{r['new_tokens_per_second']:,.0f} | {r['peak_gib']:.1f} |"
+            f"| {name} | {r['seconds']:.2f} | {r['setup_seconds']:.2f} ({r['cold_setup_seconds']:.1f}) | "
+            f"{r['ms_per_step']:.1f} | "
+            f"{r['ms_per_step_without_setup']:.1f} | {r['new_tokens_per_second']:,.0f} | {r['peak_gib']:.1f} |"
             for name, r in results.items()
         ),
         "",
-        f"Static decoder set-up alone: {build_seconds:.2f} s. Static decoder / transformers: **{speedup:.1f}x** the "
-        f"tokens/s. Identical greedy outputs: {same} of "
-        f"{len(prompts)} prompts (bf16 on the GPU; the CPU test checks equality in float32).",
+        f"Static decoder / transformers: **{speedup:.1f}x** the tokens/s, set-up included. Identical greedy outputs "
+        f"of {len(prompts)} prompts: static and transformers {same('static', 'transformers')}, static and "
+        f"static-eager-step {same('static', 'static-eager-step')} (bf16 on the GPU; the CPU test checks equality in "
+        "float32).",
         "",
         f"Command: `python bench/generation_throughput.py {' '.join(sys.argv[1:])}`",
         "",

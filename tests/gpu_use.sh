@@ -5,7 +5,7 @@
 # .device-site (about 4 minutes):  bash tests/gpu_use.sh 2>&1 | tee $OUT/gpu_use.log
 set -uo pipefail
 T0=$SECONDS
-mkdir -p /tmp/site && tar -C /tmp/site -xJf .device-site/site.tar.xz
+[ -d /tmp/site/unsloth ] || { mkdir -p /tmp/site && tar -C /tmp/site -xJf .device-site/site.tar.xz; }
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 WANDB_MODE=disabled TQDM_DISABLE=1
 mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m sftlab.cli "$@"\n' > /tmp/bin/sftlab && chmod +x /tmp/bin/sftlab
 export PATH=/tmp/bin:$PATH

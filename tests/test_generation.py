@@ -8,7 +8,7 @@ import torch
 from conftest import compose_train
 from sftlab.config import Backend, Precision, to_schema
 from sftlab.data import records as data
-from sftlab.data.prompts import PromptFormat
+from sftlab.data.prompts import PromptFormat, prompt_token_ids
 from sftlab.evaluation import generation
 from sftlab.evaluation.translation import translation_request
 
@@ -86,3 +86,38 @@ def test_beam_search_and_other_architectures_keep_transformers(tiny_model):
         assert not generation.StaticDecoder.supports(base)
     finally:
         base.config.model_type = kind
+
+
+def test_compiled_decoding_step_is_one_graph_for_every_layer_and_computes_the_same(tiny_model):
+    """On a GPU the step's layer is compiled (Inductor) before the CUDA graph is captured; here Dynamo traces it
+    for a graph run eagerly, which shows the tracing: one graph serves every layer, and the outputs do not change."""
+    from torch._dynamo.testing import CompileCounter
+
+    from sftlab.models.loading import release_adapter
+
+    base, tokenizer = tiny_model
+    model = with_trained_adapter(base)
+    try:
+        tokenizer.padding_side = "left"
+        prompts = translation_prompts(tokenizer, 3)
+        encoded = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(encoded):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, width - len(ids) :] = 1
+        outputs = {}
+        counter = CompileCounter()
+        torch._dynamo.reset()
+        for name in ("eager", "compiled"):
+            decoder = generation.StaticDecoder.build(model, len(prompts), width + 16, 16)
+            if name == "compiled":
+                decoder.compile_step(backend=counter)
+            with torch.inference_mode():
+                outputs[name] = decoder.run(input_ids, attention_mask, 16, eos=None)
+        assert outputs["compiled"] == outputs["eager"] and len(outputs["eager"][0]) == 16
+        assert model.config.num_hidden_layers > 1 and counter.frame_count == 1
+    finally:
+        release_adapter(model)
+        torch._dynamo.reset()

@@ -3,14 +3,16 @@
 Greedy decoding of a Llama-family model (llama, mistral, qwen2) runs on :class:`StaticDecoder`: the model's own
 weights (4-bit ones dequantized once into the compute dtype: the very values the 4-bit path computes with), the LoRA
 adapter kept as its low-rank products as in training, a KV cache allocated once per call and, on CUDA, each
-decoding step replayed as one CUDA graph. transformers' ``generate`` on Unsloth's 4-bit inference path took 58 ms a
-step for the 8B shape at batch 32 (issue 21): launching a few thousand small kernels and dequantizing every weight
-again at each step. Beam search, other architectures, and a GPU without room for the dequantized copy go through
-``model.generate`` as before; ``decoder_name`` says which one a model gets, for eval.json.
+decoding step compiled (Inductor fuses its element-wise work) and replayed as one CUDA graph. transformers'
+``generate`` on Unsloth's 4-bit inference path took 58 ms a step for the 8B shape at batch 32 (issue 21): launching
+a few thousand small kernels and dequantizing every weight again at each step. Beam search, other architectures, and
+a GPU without room for the dequantized copy go through ``model.generate`` as before; ``decoder_name`` says which one
+a model gets, for eval.json.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -235,6 +237,7 @@ class StaticDecoder:
             )
         self.device = self.embed.device
         self.graph: torch.cuda.CUDAGraph | None = None
+        self._decode_layer = self._layer
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -293,7 +296,19 @@ class StaticDecoder:
         self.mask = torch.zeros(rows, 1, 1, capacity, dtype=torch.bool, device=self.device)
         self.out = torch.zeros(rows, max_new_tokens, **long)
         if self.device.type == "cuda":
-            self._capture()
+            self.compile_step()
+            try:
+                self._capture()  # its warm-up steps compile
+            except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C compiler for Triton's launchers
+                warnings.warn(f"the decoding step could not be compiled, so it runs uncompiled: {error}", stacklevel=2)
+                self._decode_layer = self._layer
+                self._capture()
+
+    def compile_step(self, backend: Any = "inductor") -> None:
+        """Compile a decoding step's layer with ``torch.compile`` (one graph shared by every layer: the layer's
+        tensors are its arguments), fusing its ~75 small kernels (RMSNorm, rotary, the adapter's casts) into a few;
+        the prefill, whose length changes with every batch, stays eager."""
+        self._decode_layer = torch.compile(self._layer, backend=backend, dynamic=False, fullgraph=True)
 
     def _rotary(self, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin for every position, computed as transformers' rotary embedding does (float32, then cast)."""
@@ -335,22 +350,38 @@ class StaticDecoder:
         rows, length = ids.shape
         x = F.embedding(ids, self.embed)
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]
-        sizes = [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim]
+        run_layer = self._decode_layer if length == 1 else self._layer
         for layer, (k_cache, v_cache) in zip(self.layers, self.caches, strict=True):
-            h = self._rms(x, layer.input_norm)
-            q, k, v = layer.qkv(h).split(sizes, dim=-1)
-            q = q.view(rows, length, -1, self.head_dim).transpose(1, 2)
-            k = k.view(rows, length, -1, self.head_dim).transpose(1, 2)
-            v = v.view(rows, length, -1, self.head_dim).transpose(1, 2)
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
-            k_cache.index_copy_(2, columns, k)
-            v_cache.index_copy_(2, columns, v)
-            attended = self._attend(q, k_cache, v_cache, mask)
-            x = x + layer.o(attended.transpose(1, 2).reshape(rows, length, -1))
-            gate, up = layer.gate_up(self._rms(x, layer.post_norm)).chunk(2, dim=-1)
-            x = x + layer.down(self.act(gate) * up)
+            x = run_layer(x, layer, k_cache, v_cache, cos, sin, columns, mask)
         return self.lm_head(self._rms(x[:, -1], self.norm))
+
+    def _layer(
+        self,
+        x: torch.Tensor,
+        layer: Layer,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        columns: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """One decoder layer: ``x`` after it, its K and V written into the cache columns ``columns``."""
+        rows, length, _ = x.shape
+        sizes = [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim]
+        h = self._rms(x, layer.input_norm)
+        q, k, v = layer.qkv(h).split(sizes, dim=-1)
+        q = q.view(rows, length, -1, self.head_dim).transpose(1, 2)
+        k = k.view(rows, length, -1, self.head_dim).transpose(1, 2)
+        v = v.view(rows, length, -1, self.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k_cache.index_copy_(2, columns, k)
+        v_cache.index_copy_(2, columns, v)
+        attended = self._attend(q, k_cache, v_cache, mask)
+        x = x + layer.o(attended.transpose(1, 2).reshape(rows, length, -1))
+        gate, up = layer.gate_up(self._rms(x, layer.post_norm)).chunk(2, dim=-1)
+        return x + layer.down(self.act(gate) * up)
 
     def _step(self) -> None:
         """One greedy step on the static buffers: the token fed, its column unmasked, the next token written."""
