@@ -1,6 +1,7 @@
 """The static decoder gives the greedy outputs of transformers' generate (today's path), adapter included."""
 
 import importlib.util
+import weakref
 
 import pytest
 import torch
@@ -116,6 +117,11 @@ def test_compiled_decoding_step_is_one_graph_for_every_layer_and_computes_the_sa
                 decoder.compile_step(backend=counter)
             with torch.inference_mode():
                 outputs[name] = decoder.run(input_ids, attention_mask, 16, eos=None)
+            # freed as soon as it is dropped, without waiting for the cycle collector: on a GPU it holds a
+            # dequantized copy of the weights, and a sweep's next trial trains in that memory
+            gone = weakref.ref(decoder)
+            del decoder
+            assert gone() is None
         assert outputs["compiled"] == outputs["eager"] and len(outputs["eager"][0]) == 16
         assert model.config.num_hidden_layers > 1 and counter.frame_count == 1
     finally:

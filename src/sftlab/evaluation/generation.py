@@ -237,7 +237,7 @@ class StaticDecoder:
             )
         self.device = self.embed.device
         self.graph: torch.cuda.CUDAGraph | None = None
-        self._decode_layer = self._layer
+        self._decode_layer = StaticDecoder._layer  # the function, not a bound method: no cycle keeps a decoder alive
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -301,14 +301,14 @@ class StaticDecoder:
                 self._capture()  # its warm-up steps compile
             except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C compiler for Triton's launchers
                 warnings.warn(f"the decoding step could not be compiled, so it runs uncompiled: {error}", stacklevel=2)
-                self._decode_layer = self._layer
+                self._decode_layer = StaticDecoder._layer
                 self._capture()
 
     def compile_step(self, backend: Any = "inductor") -> None:
         """Compile a decoding step's layer with ``torch.compile`` (one graph shared by every layer: the layer's
         tensors are its arguments), fusing its ~75 small kernels (RMSNorm, rotary, the adapter's casts) into a few;
         the prefill, whose length changes with every batch, stays eager."""
-        self._decode_layer = torch.compile(self._layer, backend=backend, dynamic=False, fullgraph=True)
+        self._decode_layer = torch.compile(StaticDecoder._layer, backend=backend, dynamic=False, fullgraph=True)
 
     def _rotary(self, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin for every position, computed as transformers' rotary embedding does (float32, then cast)."""
@@ -350,9 +350,9 @@ class StaticDecoder:
         rows, length = ids.shape
         x = F.embedding(ids, self.embed)
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]
-        run_layer = self._decode_layer if length == 1 else self._layer
+        run_layer = self._decode_layer if length == 1 else StaticDecoder._layer
         for layer, (k_cache, v_cache) in zip(self.layers, self.caches, strict=True):
-            x = run_layer(x, layer, k_cache, v_cache, cos, sin, columns, mask)
+            x = run_layer(self, x, layer, k_cache, v_cache, cos, sin, columns, mask)
         return self.lm_head(self._rms(x[:, -1], self.norm))
 
     def _layer(
