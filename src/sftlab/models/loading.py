@@ -11,7 +11,6 @@ adapter is unloaded after a trial and the same base serves the next one.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import importlib.util
 import json
@@ -332,15 +331,9 @@ def for_inference(model: Any, backend: Backend) -> None:
 
 
 def release_adapter(peft_model: Any) -> None:
-    """Take the adapter off so the cached base model is clean for the next trial.
-
-    The trainer that trained it sits in reference cycles (its callbacks, its accelerator) that hold the adapter's
-    gradients and optimizer states until the cycle collector runs: collected here, or a sweep's trials on one GPU
-    start with 2-5 GiB more allocated each (seen on the H200, 2026-11-29).
-    """
+    """Take the adapter off so the cached base model is clean for the next trial."""
     if hasattr(peft_model, "unload"):
         peft_model.unload()
-    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
