@@ -42,14 +42,14 @@ def test_qlora_run_on_gpu(tmp_path, backend):
 
 
 def test_autotuned_run_on_unsloth(tmp_path):
-    """trainer.autotune on the GPU: a plan at the same per-device batch x accumulation, said in both records."""
+    """trainer.autotune (on by default) on the GPU: a plan at the same per-device batch x accumulation, said in both
+    records."""
     pytest.importorskip("unsloth")
     result = run_module(
         "sftlab.train",
         *TINY_RUN,
         *GPU_MODEL,
         "backend=unsloth",
-        "trainer.autotune=true",
         "trainer.per_device_train_batch_size=1",
         "trainer.gradient_accumulation_steps=4",
         f"hydra.run.dir={tmp_path}",

@@ -133,7 +133,7 @@ class TrainerConfig:
     gradient_checkpointing: bool = True
     # On a CUDA GPU: choose checkpointing, per-device batch and accumulation for speed, keeping per-device batch x
     # accumulation (sftlab.training.memory_plan); memory_budget_gib caps the GPU memory it plans for (null: the free).
-    autotune: bool = False
+    autotune: bool = True
     memory_budget_gib: float | None = None
     precision: Precision = Precision.auto
     eval_steps: int = 50  # evaluation loss on the validation split every N steps; 0 switches it off
