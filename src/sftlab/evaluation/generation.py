@@ -299,7 +299,7 @@ class StaticDecoder:
             self.compile_step()
             try:
                 self._capture()  # its warm-up steps compile
-            except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C compiler for Triton's launchers
+            except torch._dynamo.exc.TorchDynamoException as error:  # tracing or Inductor (e.g. no C compiler)
                 warnings.warn(f"the decoding step could not be compiled, so it runs uncompiled: {error}", stacklevel=2)
                 self._decode_layer = StaticDecoder._layer
                 self._capture()
