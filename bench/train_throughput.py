@@ -170,12 +170,21 @@ def measure_sftlab(
     }
 
 
-def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path) -> dict:
+# Sweep variants: Unsloth's per-block compile of the decoder layers (on by default on torch >= 2.11) is the lead for
+# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off.
+SWEEPS = {"autotune-sweep": {}, "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"}}
+
+
+def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path, variant: str = "autotune-sweep") -> dict:
     """A 4-trial sweep over lora.r and trainer.max_seq_length with trainer.autotune=true in one process (the base
-    model is kept between trials): each trial's plan, peak memory and whether any plan ran out of memory."""
+    model is kept between trials): each trial's plan, peak memory and whether any plan ran out of memory, and
+    after each trial what the process still holds (``live_tensors.LiveTensors``)."""
+    import os
     import subprocess
 
-    sweep_dir = work / "autotune-sweep"
+    sweep_dir = work / variant
+    bench = str(Path(__file__).resolve().parent)
+    env = {**os.environ, **SWEEPS[variant], "PYTHONPATH": os.pathsep.join([bench, os.environ.get("PYTHONPATH", "")])}
     records = long_records(work / "long_records.jsonl", (WARMUP + steps) * effective + 8, 4096)
     overrides = [
         o
@@ -185,9 +194,15 @@ def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path) -> di
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "sftlab.train", "-m", *overrides, "trainer.autotune=true",
-         "trainer.max_seq_length=1024,2048", "lora.r=16,64", f"hydra.sweep.dir={sweep_dir}"],
-        capture_output=True, text=True, timeout=900,
+         "trainer.max_seq_length=1024,2048", "lora.r=16,64", f"hydra.sweep.dir={sweep_dir}",
+         "+hydra.callbacks.live_tensors._target_=live_tensors.LiveTensors"],
+        capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
+    live = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("[live] "):
+            record = json.loads(line.removeprefix("[live] "))
+            live[str(record["job"])] = record
     trials = []
     for job in sorted(sweep_dir.glob("[0-9]*"), key=lambda path: int(path.name)):
         metrics_file = job / "metrics.json"
@@ -203,6 +218,7 @@ def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path) -> di
                 "plan": metrics and metrics.get("memory_plan"),
                 "peak_memory_gib": metrics and metrics["peak_memory_gib"],
                 "tokens_per_second": metrics and metrics["steady_tokens_per_second"],
+                "left_after": live.get(job.name),
             }
         )
     if result.returncode:
@@ -220,7 +236,7 @@ def main() -> None:
         "--paths",
         nargs="+",
         default=PATHS,
-        help=f"of {PATHS}, hf, bundled-<{'|'.join(BATCHING)}>, autotune-sweep",
+        help=f"of {PATHS}, hf, bundled-<{'|'.join(BATCHING)}>, {', '.join(SWEEPS)}",
     )
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps measured (after 3 warm-up steps)")
     parser.add_argument("--batch", type=int, default=2, help="rows per micro-batch of the default paths")
@@ -251,9 +267,12 @@ def main() -> None:
         model_dir = str(build_random_llama(name, args.work))
         results = {}
         for path in args.paths:
-            if path == "autotune-sweep":
-                sweeps[name] = autotune_sweep(model_dir, args.steps, args.effective, args.work)
-                print(f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(sweeps[name])}", flush=True)
+            if path in SWEEPS:
+                sweeps[f"{name} {path}"] = autotune_sweep(model_dir, args.steps, args.effective, args.work, path)
+                print(
+                    f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(sweeps[f'{name} {path}'])}",
+                    flush=True,
+                )
                 continue
             if path in ("sftlab", "sftlab-autotune"):
                 results[path] = measure_sftlab(
@@ -319,16 +338,19 @@ def main() -> None:
     for name, sweep in sweeps.items():
         lines += ["", f"Autotuned sweep, {name} (exit {sweep['exit']}, {sweep['wall_s']:.0f} s):", ""]
         lines += [
-            "| job | overrides | plan | peak GiB | tokens/s | plans out of memory |",
-            "|---|---|---|---:|---:|---:|",
+            "| job | overrides | plan | static GiB | peak GiB | tokens/s | plans out of memory | GiB left after |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for trial in sweep["trials"]:
             plan = trial["plan"] or {}
+            left = (trial["left_after"] or {}).get("allocated_gib")
             lines.append(
                 f"| {trial['job']} | {' '.join(trial['overrides'])} | "
                 f"{plan.get('per_device_train_batch_size')} x {plan.get('gradient_accumulation_steps')}, "
-                f"{plan.get('checkpointing')} | {trial['peak_memory_gib'] or 0:.1f} | "
-                f"{trial['tokens_per_second'] or 0:,.0f} | {len(plan.get('failed', []))} |"
+                f"{plan.get('checkpointing')} | {plan.get('static_gib', 0):.2f} | "
+                f"{trial['peak_memory_gib'] or 0:.1f} | "
+                f"{trial['tokens_per_second'] or 0:,.0f} | {len(plan.get('failed', []))} | "
+                f"{'' if left is None else f'{left:.2f}'} |"
             )
     lines += ["", f"Command: `python bench/train_throughput.py {' '.join(sys.argv[1:])}`", ""]
     emit_table(lines, args.write)
