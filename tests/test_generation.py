@@ -102,12 +102,8 @@ def test_compiled_decoding_step_is_one_graph_for_every_layer_and_computes_the_sa
         tokenizer.padding_side = "left"
         prompts = translation_prompts(tokenizer, 3)
         encoded = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
-        width = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, ids in enumerate(encoded):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = generation.left_padded(encoded, tokenizer.pad_token_id)
+        width = input_ids.shape[1]
         outputs = {}
         counter = CompileCounter()
         torch._dynamo.reset()

@@ -30,7 +30,14 @@ GPU_MODEL = [
 def test_qlora_run_on_gpu(tmp_path, backend):
     if backend == "unsloth":
         pytest.importorskip("unsloth")
-    result = run_module("sftlab.train", *TINY_RUN, *GPU_MODEL, f"backend={backend}", f"hydra.run.dir={tmp_path}")
+    result = run_module(
+        "sftlab.train",
+        *TINY_RUN,
+        *GPU_MODEL,
+        f"backend={backend}",
+        "trainer.autotune=false",  # the batch and checkpointing as configured; the autotuned run is the next test
+        f"hydra.run.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads((tmp_path / rundir.METRICS).read_text())
     assert metrics["backend"] == backend and metrics["precision"] in ("bf16", "fp16")

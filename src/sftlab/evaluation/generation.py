@@ -88,13 +88,8 @@ def _generate(
     device = next(model.parameters()).device
     for start in tqdm(range(0, len(order), batch_size), desc="Generating", unit="batch"):
         batch = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, index in enumerate(batch):
-            ids = encoded[index]
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention_mask[row, width - len(ids) :] = 1
+        input_ids, attention_mask = left_padded([encoded[i] for i in batch], pad_id)
+        width = input_ids.shape[1]
         if decoder is not None:
             generated = decoder.run(input_ids, attention_mask, max_new_tokens, tokenizer.eos_token_id)
         else:
@@ -117,6 +112,17 @@ def _generate(
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the dequantized copy: a sweep's next trial trains in this memory
     return [result for result in results if result is not None]
+
+
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids padded on the left to the longest row, and their attention mask."""
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, ids in enumerate(rows):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
 
 
 @dataclass
