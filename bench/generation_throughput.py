@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/sftlab-bench"))
     parser.add_argument("--write", type=Path)
     parser.add_argument("--json", type=Path, help="write the measurements here too")
+    parser.add_argument("--profile", action="store_true", help="print the step's and the prefill's top GPU kernels")
     args = parser.parse_args()
 
     import torch
@@ -115,13 +116,19 @@ def main() -> None:
         }
         print(f"[bench] {name}: {json.dumps({k: v for k, v in results[name].items() if k != 'outputs'})}", flush=True)
 
+    phases = batch_phases(generation, model, tokenizer, longest_first, args.max_new_tokens, args.profile)
+    print(f"[bench] phases: {json.dumps(phases)}", flush=True)
+
     def same(a: str, b: str) -> int:
         return sum(x == y for x, y in zip(results[a]["outputs"], results[b]["outputs"], strict=True))
 
     speedup = results["transformers"]["seconds"] / results["static"]["seconds"]
     if args.json:
         args.json.write_text(
-            json.dumps({k: {n: v for n, v in r.items() if n != "outputs"} for k, r in results.items()}, indent=1)
+            json.dumps(
+                {"phases": phases, **{k: {n: v for n, v in r.items() if n != "outputs"} for k, r in results.items()}},
+                indent=1,
+            )
         )
     lines = [
         f"### Evaluation generation, {torch.cuda.get_device_name()} ({time.strftime('%Y-%m-%d')})",
@@ -145,10 +152,48 @@ def main() -> None:
         f"static-eager-step {same('static', 'static-eager-step')} (bf16 on the GPU; the CPU test checks equality in "
         "float32).",
         "",
+        f"Where one batch of the longest prompts spends its time (static decoder, best of 3): the prefill "
+        f"{phases['prefill_s'] * 1e3:.0f} ms, each captured decoding step {phases['step_ms']:.2f} ms.",
+        "",
         f"Command: `python bench/generation_throughput.py {' '.join(sys.argv[1:])}`",
         "",
     ]
     emit_table(lines, args.write)
+
+
+def batch_phases(generation, model, tokenizer, prompts: list[str], max_new_tokens: int, profile: bool) -> dict:
+    """One batch on the static decoder, split into its prefill (the prompts in one eager forward) and its
+    captured decoding steps, best of 3; with ``profile``, the top GPU kernels of each printed."""
+    import torch
+
+    from sftlab.data.prompts import prompt_token_ids
+
+    encoded = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
+    ids, mask = generation.left_padded(encoded, tokenizer.pad_token_id or 0)
+    decoder = generation.StaticDecoder.build(model, len(encoded), ids.shape[1] + max_new_tokens, max_new_tokens)
+
+    def seconds(new_tokens: int) -> float:
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        decoder.run(ids, mask, new_tokens, None)
+        torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+    seconds(2)
+    prefill = min(seconds(1) for _ in range(3))
+    whole = min(seconds(max_new_tokens) for _ in range(3))
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiler
+
+        for name, work in (("prefill", lambda: decoder.run(ids, mask, 1, None)), ("step", decoder._step)):
+            with profiler(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    work()
+                torch.cuda.synchronize()
+            print(f"[profile] {name}, 3 calls:", flush=True)
+            print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=18), flush=True)
+    return {"prefill_s": prefill, "step_ms": (whole - prefill) / (max_new_tokens - 1) * 1e3, "rows": len(encoded)}
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$
         --json "$OUT/tiny.json" 2>&1 | grep --line-buffered -v "it/s]" | tee "$OUT/tiny.log"
       ;;
     gen)
-      python3 bench/generation_throughput.py --model llama3_8b --prompts 180 --batch 32 --max-new-tokens 96 \
+      python3 bench/generation_throughput.py --model llama3_8b --prompts 180 --batch 32 --max-new-tokens 96 ${GEN_ARGS:-} \
         --json "$OUT/gen.json" 2>&1 | grep --line-buffered -v "it/s]\|batch/s]" | tee "$OUT/gen.log"
       ;;
     train8b)

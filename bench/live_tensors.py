@@ -6,12 +6,15 @@
 ``[live] {"job": ..., "allocated_gib": ..., "tensors": [...]}``, the allocator's count and the largest groups of
 live tensors on the accelerator (or the CPU without one) by shape and dtype. A sweep's trials keep the base model
 loaded, so what grows from one job to the next is what a trial left behind (docs/benchmarks.md, issue 21).
+With ``LIVE_TENSORS_RESET_COMPILER=1`` it then runs ``torch.compiler.reset()`` (Dynamo's caches, and the code and
+memory they hold) and reports ``allocated_after_reset_gib``: the test of whether compiled code holds what is left.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -57,4 +60,10 @@ class LiveTensors(Callback):
             "allocated_gib": round(torch.cuda.memory_allocated() / GIB, 3) if cuda else None,
             "tensors": live_tensors("cuda" if cuda else "cpu"),
         }
+        if os.environ.get("LIVE_TENSORS_RESET_COMPILER") == "1":
+            torch.compiler.reset()
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+                record["allocated_after_reset_gib"] = round(torch.cuda.memory_allocated() / GIB, 3)
         print("[live] " + json.dumps(record), flush=True)

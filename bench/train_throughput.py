@@ -171,8 +171,13 @@ def measure_sftlab(
 
 
 # Sweep variants: Unsloth's per-block compile of the decoder layers (on by default on torch >= 2.11) is the lead for
-# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off.
-SWEEPS = {"autotune-sweep": {}, "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"}}
+# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off, the third resets
+# Dynamo after each trial (bench/live_tensors.py).
+SWEEPS = {
+    "autotune-sweep": {},
+    "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"},
+    "autotune-sweep-compiler-reset": {"LIVE_TENSORS_RESET_COMPILER": "1"},
+}
 
 
 def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path, variant: str = "autotune-sweep") -> dict:
@@ -344,13 +349,15 @@ def main() -> None:
         for trial in sweep["trials"]:
             plan = trial["plan"] or {}
             left = (trial["left_after"] or {}).get("allocated_gib")
+            reset = (trial["left_after"] or {}).get("allocated_after_reset_gib")
+            left_text = "" if left is None else f"{left:.2f}" + ("" if reset is None else f" ({reset:.2f} after reset)")
             lines.append(
                 f"| {trial['job']} | {' '.join(trial['overrides'])} | "
                 f"{plan.get('per_device_train_batch_size')} x {plan.get('gradient_accumulation_steps')}, "
                 f"{plan.get('checkpointing')} | {plan.get('static_gib', 0):.2f} | "
                 f"{trial['peak_memory_gib'] or 0:.1f} | "
                 f"{trial['tokens_per_second'] or 0:,.0f} | {len(plan.get('failed', []))} | "
-                f"{'' if left is None else f'{left:.2f}'} |"
+                f"{left_text} |"
             )
     lines += ["", f"Command: `python bench/train_throughput.py {' '.join(sys.argv[1:])}`", ""]
     emit_table(lines, args.write)
