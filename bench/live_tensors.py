@@ -6,15 +6,16 @@
 ``[live] {"job": ..., "allocated_gib": ..., "tensors": [...]}``, the allocator's count and the largest groups of
 live tensors on the accelerator (or the CPU without one) by shape and dtype. A sweep's trials keep the base model
 loaded, so what grows from one job to the next is what a trial left behind (docs/benchmarks.md, issue 21).
-With ``LIVE_TENSORS_RESET_COMPILER=1`` it then runs ``torch.compiler.reset()`` (Dynamo's caches, and the code and
-memory they hold) and reports ``allocated_after_reset_gib``: the test of whether compiled code holds what is left.
+When more than one model (``*ForCausalLM``) is alive, ``held_by`` says what holds each: its chains of referrers up to
+a module's globals or a class (the base a sweep keeps is held by ``sftlab.models.loading``'s ``_loaded``).
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import os
+import sys
+import types
 from collections import Counter
 from typing import Any
 
@@ -35,7 +36,7 @@ def live_tensors(device_type: str, top: int = 8) -> list[dict[str, Any]]:
             if not isinstance(obj, torch.Tensor) or obj.device.type != device_type or obj.is_meta:
                 continue
             storage = obj.untyped_storage()
-        except (RuntimeError, ReferenceError):  # tensors without storage (functional wrappers), dead proxies
+        except Exception:  # tensors without storage (functional wrappers, a compiler's fake tensors), dead proxies
             continue
         if storage.data_ptr() in seen or storage.nbytes() == 0:
             continue
@@ -49,6 +50,38 @@ def live_tensors(device_type: str, top: int = 8) -> list[dict[str, Any]]:
     ]
 
 
+def holders(target: Any, ignore: Any, depth: int = 6, limit: int = 12) -> list[str]:
+    """Chains of referrers from ``target`` up to a module's globals, a class or ``depth`` steps: who keeps it
+    (``ignore``: the caller's own container of it)."""
+    modules = {id(vars(module)): name for name, module in list(sys.modules.items()) if module is not None}
+    found: list[str] = []
+    frontier = [(target, "model")]
+    seen = {id(target), id(frontier), id(ignore)}
+    for _ in range(depth):
+        following = []
+        for obj, path in frontier:
+            for referrer in gc.get_referrers(obj):
+                if id(referrer) in seen or isinstance(referrer, types.FrameType) or referrer is frontier:
+                    continue
+                seen.add(id(referrer))
+                label = type(referrer).__name__
+                if isinstance(referrer, dict):
+                    keys = [str(key) for key, value in referrer.items() if value is obj][:2]
+                    label = f"dict[{','.join(keys)}]"
+                    if id(referrer) in modules:
+                        found.append(f"{path} <- globals of {modules[id(referrer)]}{keys}")
+                        continue
+                elif isinstance(referrer, type):
+                    found.append(f"{path} <- class {referrer.__module__}.{referrer.__qualname__}")
+                    continue
+                following.append((referrer, f"{path} <- {label}"))
+        frontier = following[:200]
+        seen.add(id(frontier))
+        if len(found) >= limit:
+            break
+    return found[:limit] or [path for _, path in frontier[:limit]]
+
+
 class LiveTensors(Callback):
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
         import torch
@@ -60,10 +93,16 @@ class LiveTensors(Callback):
             "allocated_gib": round(torch.cuda.memory_allocated() / GIB, 3) if cuda else None,
             "tensors": live_tensors("cuda" if cuda else "cpu"),
         }
-        if os.environ.get("LIVE_TENSORS_RESET_COMPILER") == "1":
-            torch.compiler.reset()
-            gc.collect()
-            if cuda:
-                torch.cuda.empty_cache()
-                record["allocated_after_reset_gib"] = round(torch.cuda.memory_allocated() / GIB, 3)
+        models = [
+            obj
+            for obj in gc.get_objects()
+            if isinstance(obj, torch.nn.Module) and type(obj).__name__.endswith("ForCausalLM")
+        ]
+        record["models"] = len(models)
+        if len(models) > 1:
+            try:
+                record["held_by"] = [holders(model, ignore=models) for model in models]
+            except Exception as error:  # a diagnostic: the allocator's count above still gets printed
+                record["held_by"] = [f"not found: {error!r}"]
+        del models
         print("[live] " + json.dumps(record), flush=True)

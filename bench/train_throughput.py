@@ -171,13 +171,8 @@ def measure_sftlab(
 
 
 # Sweep variants: Unsloth's per-block compile of the decoder layers (on by default on torch >= 2.11) is the lead for
-# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off, the third resets
-# Dynamo after each trial (bench/live_tensors.py).
-SWEEPS = {
-    "autotune-sweep": {},
-    "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"},
-    "autotune-sweep-compiler-reset": {"LIVE_TENSORS_RESET_COMPILER": "1"},
-}
+# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off.
+SWEEPS = {"autotune-sweep": {}, "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"}}
 
 
 def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path, variant: str = "autotune-sweep") -> dict:
@@ -205,8 +200,8 @@ def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path, varia
     )  # fmt: skip
     live = {}
     for line in result.stdout.splitlines():
-        if line.startswith("[live] "):
-            record = json.loads(line.removeprefix("[live] "))
+        if "[live] " in line:  # after a progress bar's carriage return, on the same line
+            record = json.loads(line.partition("[live] ")[2])
             live[str(record["job"])] = record
     trials = []
     for job in sorted(sweep_dir.glob("[0-9]*"), key=lambda path: int(path.name)):
@@ -268,6 +263,13 @@ def main() -> None:
     peak = bf16_matmul_peak()
     print(f"[bench] bf16 matmul peak {peak:.0f} TFLOP/s", flush=True)
     rows, sweeps = [], {}
+
+    def save(results: dict) -> None:
+        """The measurements so far, after every path: a run stopped at a time limit keeps what it measured."""
+        if args.json:
+            done = [*rows, (name, results)]
+            args.json.write_text(json.dumps({"peak_tflops": peak, "rows": done, "sweeps": sweeps}, indent=1))
+
     for name in args.models:
         model_dir = str(build_random_llama(name, args.work))
         results = {}
@@ -278,6 +280,7 @@ def main() -> None:
                     f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(sweeps[f'{name} {path}'])}",
                     flush=True,
                 )
+                save(results)
                 continue
             if path in ("sftlab", "sftlab-autotune"):
                 results[path] = measure_sftlab(
@@ -308,9 +311,7 @@ def main() -> None:
                 flops = qlora_flops_per_token(name, context, result.get("recompute", True))
                 result["mfu"] = result["tokens_per_second"] * flops / (peak * 1e12)
             print(f"[bench] {time.strftime('%H:%M:%S')} {name} {path}: {json.dumps(result)}", flush=True)
-            if args.json:  # after every path: a run stopped at a time limit keeps what it measured
-                done = [*rows, (name, results)]
-                args.json.write_text(json.dumps({"peak_tflops": peak, "rows": done, "sweeps": sweeps}, indent=1))
+            save(results)
         rows.append((name, results))
 
     lines = [
@@ -349,15 +350,13 @@ def main() -> None:
         for trial in sweep["trials"]:
             plan = trial["plan"] or {}
             left = (trial["left_after"] or {}).get("allocated_gib")
-            reset = (trial["left_after"] or {}).get("allocated_after_reset_gib")
-            left_text = "" if left is None else f"{left:.2f}" + ("" if reset is None else f" ({reset:.2f} after reset)")
             lines.append(
                 f"| {trial['job']} | {' '.join(trial['overrides'])} | "
                 f"{plan.get('per_device_train_batch_size')} x {plan.get('gradient_accumulation_steps')}, "
                 f"{plan.get('checkpointing')} | {plan.get('static_gib', 0):.2f} | "
                 f"{trial['peak_memory_gib'] or 0:.1f} | "
                 f"{trial['tokens_per_second'] or 0:,.0f} | {len(plan.get('failed', []))} | "
-                f"{left_text} |"
+                f"{'' if left is None else f'{left:.2f}'} |"
             )
     lines += ["", f"Command: `python bench/train_throughput.py {' '.join(sys.argv[1:])}`", ""]
     emit_table(lines, args.write)
