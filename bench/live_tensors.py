@@ -5,7 +5,8 @@
 (with ``bench/`` on ``PYTHONPATH``). After each job, once Python's cycle collector has run, it prints one line:
 ``[live] {"job": ..., "allocated_gib": ..., "tensors": [...]}``, the allocator's count and the largest groups of
 live tensors on the accelerator (or the CPU without one) by shape and dtype. A sweep's trials keep the base model
-loaded, so what grows from one job to the next is what a trial left behind (docs/benchmarks.md, issue 21).
+loaded, so what grows from one job to the next is what a trial left behind, or another base model (docs/benchmarks.md,
+issue 21).
 When more than one model (``*ForCausalLM``) is alive, ``held_by`` says what holds each: its chains of referrers up to
 a module's globals or a class (the base a sweep keeps is held by ``sftlab.models.loading``'s ``_loaded``).
 """

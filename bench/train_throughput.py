@@ -170,8 +170,9 @@ def measure_sftlab(
     }
 
 
-# Sweep variants: Unsloth's per-block compile of the decoder layers (on by default on torch >= 2.11) is the lead for
-# the memory a trial leaves allocated (docs/benchmarks.md); the second variant switches it off.
+# Sweep variants: the second switches off Unsloth's per-block compile of the decoder layers (on by default on torch
+# >= 2.11), once the lead for the memory a sweep's trials find allocated; measured, it changes nothing there
+# (docs/benchmarks.md: a base model held per length loaded).
 SWEEPS = {"autotune-sweep": {}, "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"}}
 
 
