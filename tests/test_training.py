@@ -136,6 +136,33 @@ def test_embedded_default_loads_and_generates(cache_dir):
     assert len(answers) == 8 and all(answers), answers
 
 
+def test_a_sweep_process_frees_the_base_model_it_replaces(cache_dir):
+    """A trial's cycle (base, adapter, adapter taken off) and then another base, as a sweep over models or (under
+    Unsloth) over lengths loads one: the first base is freed as the second loads, before it takes memory of its own,
+    with the cycle collector otherwise off (a model's modules form reference cycles). On the H200 something outside
+    sftlab keeps Unsloth's (docs/benchmarks.md, issue 21); this holds sftlab's own side to it."""
+    import gc
+    import weakref
+
+    from sftlab.models import loading as models
+
+    bases = []
+    gc.collect()
+    gc.disable()
+    try:
+        for width in (64, 96):
+            cfg = to_schema(compose_train(["model=tiny_random", f"model.tiny.hidden_size={width}"]))
+            path = models.model_path(cfg.model, cache_dir)
+            model, _ = models.load_base(path, Backend.hf, cfg.model, Precision.fp32, 256)
+            adapted = models.add_lora(model, cfg.lora, Backend.hf, False, cfg.seed, 256)
+            models.release_adapter(adapted)
+            bases.append(weakref.ref(model))
+            del model, adapted
+    finally:
+        gc.enable()
+    assert bases[0]() is None and bases[1]() is not None and bases[1]().config.hidden_size == 96
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -11,6 +11,7 @@ adapter is unloaded after a trial and the same base serves the next one.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import importlib.util
 import json
@@ -259,6 +260,7 @@ def load_base(
     key = BaseKey(path, backend, four_bit, remote_code, precision, max_seq_length if unsloth else 0)
     if key not in _loaded:
         _loaded.clear()  # one base model at a time
+        gc.collect()  # a model's modules form reference cycles: freed now, not at the next full collection
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if unsloth:
