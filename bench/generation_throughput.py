@@ -15,7 +15,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_random_llama, emit_table  # noqa: E402
@@ -73,11 +75,9 @@ def main() -> None:
 
     def timed(static: bool) -> tuple[float, list]:
         generation._generate(model, tokenizer, longest_first, args.batch, args.max_new_tokens, 1, static=static)
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        outputs = generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static=static)
-        torch.cuda.synchronize()
-        return time.perf_counter() - started, outputs
+        return gpu_seconds(
+            lambda: generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static=static)
+        )
 
     # The static decoder's set-up (dequantizing the weights, the KV cache, compiling and capturing the step) is part
     # of each call and so of the timings below; timed alone too, so that the per-step figure can be read without it:
@@ -86,14 +86,12 @@ def main() -> None:
     compile_step = generation.StaticDecoder.compile_step
     longest = max(len(tokenizer(p)["input_ids"]) for p in prompts)
 
+    def build_and_free() -> None:
+        generation.StaticDecoder.build(model, args.batch, longest + args.max_new_tokens, args.max_new_tokens)
+        torch.cuda.empty_cache()  # the decoder, dropped at once, is freed with it (no cycle holds it)
+
     def build_seconds() -> float:
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        decoder = generation.StaticDecoder.build(model, args.batch, longest + args.max_new_tokens, args.max_new_tokens)
-        torch.cuda.synchronize()
-        del decoder
-        torch.cuda.empty_cache()
-        return time.perf_counter() - started
+        return gpu_seconds(build_and_free)[0]
 
     results = {}
     for name, static in (("transformers", False), ("static-eager-step", True), ("static", True)):
@@ -161,6 +159,17 @@ def main() -> None:
     emit_table(lines, args.write)
 
 
+def gpu_seconds(work: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall seconds of ``work()``, the GPU's queue drained before and after, and what it returned."""
+    import torch
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    result = work()
+    torch.cuda.synchronize()
+    return time.perf_counter() - started, result
+
+
 def batch_phases(generation, model, tokenizer, prompts: list[str], max_new_tokens: int, profile: bool) -> dict:
     """One batch on the static decoder, split into its prefill (the prompts in one eager forward) and its
     captured decoding steps, best of 3; with ``profile``, the top GPU kernels of each printed."""
@@ -173,11 +182,7 @@ def batch_phases(generation, model, tokenizer, prompts: list[str], max_new_token
     decoder = generation.StaticDecoder.build(model, len(encoded), ids.shape[1] + max_new_tokens, max_new_tokens)
 
     def seconds(new_tokens: int) -> float:
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        decoder.run(ids, mask, new_tokens, None)
-        torch.cuda.synchronize()
-        return time.perf_counter() - started
+        return gpu_seconds(lambda: decoder.run(ids, mask, new_tokens, None))[0]
 
     seconds(2)
     prefill = min(seconds(1) for _ in range(3))

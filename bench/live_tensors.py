@@ -57,12 +57,14 @@ def holders(target: Any, ignore: Any, depth: int = 6, limit: int = 12) -> list[s
     modules = {id(vars(module)): name for name, module in list(sys.modules.items()) if module is not None}
     found: list[str] = []
     frontier = [(target, "model")]
-    seen = {id(target), id(frontier), id(ignore)}
+    # the search's own lists and (object, path) pairs refer to what they hold: never followed
+    seen = {id(target), id(ignore), id(frontier), id(frontier[0])}
     for _ in range(depth):
-        following = []
+        following: list[tuple[Any, str]] = []
+        seen.add(id(following))
         for obj, path in frontier:
             for referrer in gc.get_referrers(obj):
-                if id(referrer) in seen or isinstance(referrer, types.FrameType) or referrer is frontier:
+                if id(referrer) in seen or isinstance(referrer, types.FrameType):
                     continue
                 seen.add(id(referrer))
                 label = type(referrer).__name__
@@ -75,7 +77,9 @@ def holders(target: Any, ignore: Any, depth: int = 6, limit: int = 12) -> list[s
                 elif isinstance(referrer, type):
                     found.append(f"{path} <- class {referrer.__module__}.{referrer.__qualname__}")
                     continue
-                following.append((referrer, f"{path} <- {label}"))
+                entry = (referrer, f"{path} <- {label}")
+                seen.add(id(entry))
+                following.append(entry)
         frontier = following[:200]
         seen.add(id(frontier))
         if len(found) >= limit:
@@ -105,5 +109,4 @@ class LiveTensors(Callback):
                 record["held_by"] = [holders(model, ignore=models) for model in models]
             except Exception as error:  # a diagnostic: the allocator's count above still gets printed
                 record["held_by"] = [f"not found: {error!r}"]
-        del models
         print("[live] " + json.dumps(record), flush=True)
