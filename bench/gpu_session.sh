@@ -2,7 +2,7 @@
 # The GPU machine's measurements for issue 21, in stages, from the project root (results and logs under $OUT):
 #   bash bench/gpu_session.sh setup tests tiny gen     # first call: unpack the bundle, GPU tests, TinyLlama, generation
 #   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine)
-#   bash bench/gpu_session.sh setup holders           # what keeps a replaced base model alive (docs/benchmarks.md)
+#   bash bench/gpu_session.sh setup holders           # what a sweep holds between trials (docs/benchmarks.md)
 # Needs .device-site carried (../shared/device/site.sh builds it). Output goes through tee into $OUT, never through
 # tail: a stage stopped at the call's limit then still returns what it printed (2026-11-29 lost a whole stage so).
 set -uo pipefail
@@ -33,7 +33,7 @@ for name in ("tinyllama", "llama3_8b"): b(name, Path("/tmp/sftlab-bench"))' > "$
       python3 bench/generation_throughput.py --model llama3_8b --prompts 180 --batch 32 --max-new-tokens 96 ${GEN_ARGS:-} \
         --json "$OUT/gen.json" 2>&1 | grep --line-buffered -v "it/s]\|batch/s]" | tee "$OUT/gen.log"
       ;;
-    holders)  # what keeps a replaced base model alive: a 4-trial TinyLlama sweep over lengths, held_by in the JSON
+    holders)  # what a sweep holds between trials: a 4-trial TinyLlama sweep over lengths, held_by in the JSON
       python3 bench/train_throughput.py --models tinyllama --paths autotune-sweep --steps 3 --json "$OUT/holders.json" \
         2>&1 | grep --line-buffered -v "it/s]" | tee "$OUT/holders.log"
       python3 -c 'import json, sys; sweep = json.load(open(sys.argv[1]))["sweeps"]["tinyllama autotune-sweep"]

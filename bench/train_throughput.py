@@ -224,6 +224,8 @@ def autotune_sweep(model_dir: str, steps: int, effective: int, work: Path, varia
         )
     if result.returncode:
         sys.stderr.write(result.stdout[-3000:] + result.stderr[-5000:])
+    else:  # Hydra turns a callback's exception into a warning: the diagnostic's own failure must not pass silently
+        sys.stderr.writelines(line + "\n" for line in result.stderr.splitlines() if "Callback " in line)
     return {"exit": result.returncode, "wall_s": time.perf_counter() - started, "trials": trials}
 
 

@@ -3,8 +3,9 @@ import math
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
-from conftest import TINY_RUN, compose_train, run_module
+from conftest import CONF, TINY_RUN, compose_train, run_module
 from sftlab import rundir
 from sftlab.config import Backend, Precision, to_schema
 from sftlab.data import records as data
@@ -139,8 +140,7 @@ def test_embedded_default_loads_and_generates(cache_dir):
 def test_a_sweep_process_frees_the_base_model_it_replaces(cache_dir):
     """A trial's cycle (base, adapter, adapter taken off) and then another base, as a sweep over models or (under
     Unsloth) over lengths loads one: the first base is freed as the second loads, before it takes memory of its own,
-    with the cycle collector otherwise off (a model's modules form reference cycles). On the H200 something outside
-    sftlab keeps Unsloth's (docs/benchmarks.md, issue 21); this holds sftlab's own side to it."""
+    with the cycle collector otherwise off (a model's modules form reference cycles)."""
     import gc
     import weakref
 
@@ -161,6 +161,50 @@ def test_a_sweep_process_frees_the_base_model_it_replaces(cache_dir):
     finally:
         gc.enable()
     assert bases[0]() is None and bases[1]() is not None and bases[1]().config.hidden_size == 96
+
+
+def test_a_trial_leaves_no_model_in_the_frames_the_backend_import_keeps(tmp_path, cache_dir, monkeypatch):
+    """Importing Unsloth keeps the frames on its stack alive for good (measured on the H200, issue 21): the first
+    trial's task frame among them. Here the import's side is played by keeping the caller's frame of
+    ``builders.runtime``; once the base is out of sftlab's cache, nothing of the trial may keep it."""
+    import gc
+    import sys
+    import weakref
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from sftlab.commands import builders, train
+    from sftlab.models import loading
+
+    kept_frames = []
+    runtime = builders.runtime
+
+    def runtime_keeping_frames(*args):
+        kept_frames.append(sys._getframe(1))
+        return runtime(*args)
+
+    monkeypatch.setattr(builders, "runtime", runtime_keeping_frames)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        # a width no other test loads: the base is this test's own
+        cfg = compose(
+            "train",
+            [*TINY_RUN, "model.tiny.hidden_size=80", f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    OmegaConf.set_struct(cfg, True)
+    try:
+        train.train_task(cfg, tmp_path)
+    finally:
+        HydraConfig.instance().cfg = None  # the tests after this one run outside a Hydra job
+    bases = [weakref.ref(model) for model, _ in loading._loaded.values()]
+    assert bases and bases[0]().config.hidden_size == 80 and kept_frames
+    loading._loaded.clear()
+    gc.collect()
+    assert [base() for base in bases] == [None]
 
 
 @pytest.mark.parametrize(

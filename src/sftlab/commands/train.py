@@ -28,7 +28,7 @@ from sftlab.data.records import TranslationPair
 from sftlab.data.splits import load_splits, load_test_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.loading import describe, for_inference, release_adapter
-from sftlab.process import this_process
+from sftlab.process import Process, this_process
 from sftlab.rundir import EvalScores, Metrics
 from sftlab.tracking import Tracker
 
@@ -40,7 +40,17 @@ def train_task(raw: DictConfig, run_dir: Path) -> float | list[float] | None:
     cfg = to_schema(raw)
     process = this_process()
     check_config(cfg, run_dir, process.distributed)
+    # Importing Unsloth (builders.runtime) keeps the frames on the stack alive for good, this one included (found on
+    # the H200 with bench/live_tensors.py, issue 21). The models live in train_and_evaluate's frame, which comes
+    # after: were they locals here, a sweep would keep its first trial's base model and adapter to the end.
     run = builders.runtime(cfg, process)
+    return train_and_evaluate(cfg, run, process, run_dir)
+
+
+def train_and_evaluate(
+    cfg: TrainConfig, run: builders.Runtime, process: Process, run_dir: Path
+) -> float | list[float] | None:
+    """The recipe once the backend is imported: data, model, training, evaluation, record."""
     from sftlab.training.trainer import run_training  # after the backend: Unsloth patches TRL and transformers first
 
     splits = load_splits(cfg.data, cfg.seed)
