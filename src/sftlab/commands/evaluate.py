@@ -23,7 +23,7 @@ from sftlab.config import ModelConfig, PromptConfig, TrainConfig, register_confi
 from sftlab.data.splits import load_test_pairs
 from sftlab.errors import SftlabError
 from sftlab.models.loading import describe, for_inference, load_adapter, release_adapter
-from sftlab.process import this_process
+from sftlab.process import Process, this_process
 
 register_configs()
 
@@ -37,6 +37,14 @@ def evaluate_task(raw: DictConfig, run_dir: Path) -> float | list[float]:
         raise SftlabError("sftlab.evaluate scores translations: eval.objective must be chrf, chrf_pp or bleu")
     process = this_process()
     run = builders.runtime(cfg, process)
+    # the models live in a frame created after the backend's import, which keeps the frames on its stack (train_task)
+    return evaluate_adapter(cfg, run, process, run_dir, adapter_dir)
+
+
+def evaluate_adapter(
+    cfg: TrainConfig, run: builders.Runtime, process: Process, run_dir: Path, adapter_dir: Path | None
+) -> float | list[float]:
+    """Score the adapter (or the base model alone) on the test translations, once the backend is imported."""
     from sftlab.evaluation.translation import evaluate_translations, print_scores  # after the backend
 
     pairs = load_test_pairs(dataclasses.replace(cfg.eval, enabled=True))
