@@ -199,7 +199,7 @@ def test_mistakes_are_one_line(tiny_run, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "a"}\n{"text": "b"}\n', encoding="utf-8")
     line = one_error_line(sftlab("ask", str(tiny_run), "--file", str(bad), "--out", str(tmp_path / "o.jsonl")))
-    assert f"{bad}:2: needs a text field" in line
+    assert f"{bad}: line 2: needs a text field" in line
     usage = sftlab("ask", str(tiny_run), "--file", str(bad))
     assert usage.returncode == 2 and "--file needs --out" in usage.stderr
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from sftlab.commands import builders
 from sftlab.config import Backend, BackendConfig, TrainConfig, register_configs, to_schema
 from sftlab.data.prompts import PromptFormat
 from sftlab.data.records import FLAGS, LANGUAGE_CODES, LANGUAGES, TranslationPair, parse_direction
+from sftlab.data.sources import read_json_objects
 from sftlab.errors import SftlabError
 from sftlab.models.loading import describe, for_inference, load_adapter
 from sftlab.process import this_process
@@ -167,23 +167,16 @@ def interactive(trained: TrainedModel, to_record: Callable[[str], dict], args: a
 
 
 def read_rows(path: Path, text_keys: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(where, text, row)`` per line of a JSONL file; the text under the first of ``text_keys`` a row has."""
-    if not path.is_file():
-        raise SftlabError(f"--file {path}: no such file")
+    """``(where, text, row)`` per object of a JSONL or JSON-array file; the text under the first of ``text_keys``
+    a row has."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SftlabError(f"{path}:{number}: not JSON ({error.msg})") from None
-        text = next((row[key] for key in text_keys if isinstance(row, dict) and key in row), None)
+    for where, row in read_json_objects(path):
+        text = next((row[key] for key in text_keys if key in row), None)
         if not isinstance(text, str) or not text.strip():
-            raise SftlabError(f"{path}:{number}: needs a text field ({' or '.join(text_keys)})")
-        rows.append((f"{path}:{number}", text, row))
+            raise SftlabError(f"{where}: needs a text field ({' or '.join(text_keys)})")
+        rows.append((where, text, row))
     if not rows:
-        raise SftlabError(f"--file {path}: no rows")
+        raise SftlabError(f"{path}: no rows")
     return rows
 
 
@@ -209,7 +202,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="> 0 samples (default 0: greedy)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling's probability mass")
     parser.add_argument("--seed", type=int, help="seed of the sampling")
-    parser.add_argument("--file", type=Path, help="a JSONL file of requests, answered in batches (greedy)")
+    parser.add_argument("--file", type=Path, help="a JSONL or JSON-array file of requests, answered in batches")
     parser.add_argument("--out", type=Path, help="the JSONL file --file's answers go to")
     parser.add_argument("--batch-size", type=int, help="--file's batch size (default: the run's eval.batch_size)")
     parser.add_argument("--backend", choices=[b.value for b in Backend], help="default: the run's backend")
