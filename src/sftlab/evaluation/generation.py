@@ -208,7 +208,8 @@ class StaticDecoder:
     """Greedy decoding of a Llama-family model over a KV cache of fixed size, each step one CUDA graph on a GPU.
 
     The arithmetic is transformers' own for these models (RMSNorm in float32, rotary embeddings from
-    ``ROPE_INIT_FUNCTIONS``, eager attention with a float32 softmax), so greedy outputs match ``model.generate``.
+    ``ROPE_INIT_FUNCTIONS``; the prompts' attention through ``scaled_dot_product_attention``, as transformers' sdpa
+    path, and each step's eager with a float32 softmax), so greedy outputs match ``model.generate``.
     """
 
     def __init__(self, model: Any, dtype: torch.dtype):
@@ -384,7 +385,10 @@ class StaticDecoder:
         k = k * cos + rotate_half(k) * sin
         k_cache.index_copy_(2, columns, k)
         v_cache.index_copy_(2, columns, v)
-        attended = self._attend(q, k_cache, v_cache, mask)
+        if length > 1:  # the prefill: the prompts fill columns 0..length-1, so they attend to their own K and V alone
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[..., :length], enable_gqa=True)
+        else:
+            attended = self._attend(q, k_cache, v_cache, mask)
         x = x + layer.o(attended.transpose(1, 2).reshape(rows, length, -1))
         gate, up = layer.gate_up(self._rms(x, layer.post_norm)).chunk(2, dim=-1)
         return x + layer.down(self.act(gate) * up)
