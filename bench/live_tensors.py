@@ -71,15 +71,15 @@ def live_tensors(device_type: str, top: int = 8) -> list[dict[str, Any]]:
 
 
 def holders(target: Any, ignore: Any, depth: int = 16, limit: int = 12) -> list[str]:
-    """Chains of referrers from ``target`` up to a module's globals, a class, a live frame (its function and line)
-    or ``depth`` steps: who keeps it (``ignore``: the caller's own container of it). A chain that ends at an object
-    nothing tracked refers to says so: what holds it is outside Python's tracked objects (C, e.g. a compiled code
-    object's cache)."""
+    """Chains of referrers from ``target``, through finished frames kept alive, up to a module's globals, a class, a
+    local of a running function or ``depth`` steps: who keeps it (``ignore``: the caller's own container of it). A
+    chain that ends at an object nothing tracked refers to says so: what holds it is outside Python's tracked objects
+    (C, e.g. a compiled code object's cache)."""
     modules = {id(vars(module)): name for name, module in list(sys.modules.items()) if module is not None}
     # A running function's locals are no tracked object's referents (the collector treats them as roots): they are
-    # looked up in the frames of the stack that called this search, past this file's own.
+    # looked up in every thread's stack, past this file's own frames.
     own_frames, running, snapshots = set(), {}, []
-    for thread, frame in sys._current_frames().items():  # every thread's stack: a local there is a holder too
+    for thread, frame in sys._current_frames().items():
         while frame is not None:
             if frame.f_code.co_filename == __file__:
                 own_frames.add(id(frame))
@@ -102,9 +102,7 @@ def holders(target: Any, ignore: Any, depth: int = 16, limit: int = 12) -> list[
             every = [referrer for referrer in gc.get_referrers(obj) if id(referrer) not in searching]
             searching.add(id(every))
             if not every and id(obj) not in running:
-                # references the collector cannot see: the count beyond the tracked referrers and this search's own
-                untracked = sys.getrefcount(obj) - len(every) - 2
-                found.append(f"{path} <- nothing tracked ({untracked} references from C)")
+                found.append(f"{path} <- nothing tracked (held from C)")
             for referrer in every:
                 if id(referrer) in seen:  # on another chain already
                     continue

@@ -172,7 +172,7 @@ def measure_sftlab(
 
 # Sweep variants: the second switches off Unsloth's per-block compile of the decoder layers (on by default on torch
 # >= 2.11), once the lead for the memory a sweep's trials find allocated; measured, it changes nothing there
-# (docs/benchmarks.md: a base model held per length loaded).
+# (docs/benchmarks.md: the first trial's base, held by its task frame).
 SWEEPS = {"autotune-sweep": {}, "autotune-sweep-no-block-compile": {"UNSLOTH_BLOCK_COMPILE_LEGACY": "0"}}
 
 

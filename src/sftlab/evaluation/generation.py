@@ -294,7 +294,7 @@ class StaticDecoder:
             for _ in self.layers
         ]
         self.cos, self.sin = self._rotary(capacity)
-        self.rows, self.capacity, self.max_new_tokens = rows, capacity, max_new_tokens
+        self.rows, self.capacity = rows, capacity
         long = dict(dtype=torch.long, device=self.device)
         self.token = torch.zeros(rows, **long)
         self.position = torch.zeros(rows, **long)
@@ -431,6 +431,7 @@ class StaticDecoder:
         real = attention_mask.to(self.device).bool()
         positions = (real.long().cumsum(-1) - 1).clamp(min=0)
         causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        # as wide as the cache: a batch of one-token prompts runs the step's layer, which attends over all of it
         prompt_mask = torch.zeros(self.rows, 1, width, self.capacity, dtype=torch.bool, device=self.device)
         eye = torch.eye(width, dtype=torch.bool, device=self.device)
         prompt_mask[:, 0, :, :width] = (causal & real[:, None, :]) | eye  # a padding row sees itself: no empty rows
