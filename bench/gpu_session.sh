@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU machine's measurements for issue 21, in stages, from the project root (results and logs under $OUT):
 #   bash bench/gpu_session.sh setup tests tiny gen     # first call: unpack the bundle, GPU tests, TinyLlama, generation
-#   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine)
+#   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine); PATHS=, STEPS=
 #   bash bench/gpu_session.sh setup holders           # what a sweep holds between trials (docs/benchmarks.md)
 # Needs .device-site carried (../shared/device/site.sh builds it). Output goes through tee into $OUT, never through
 # tail: a stage stopped at the call's limit then still returns what it printed (2026-11-29 lost a whole stage so).
@@ -41,7 +41,7 @@ for trial in sweep["trials"]: print(trial["job"], json.dumps((trial["left_after"
         "$OUT/holders.json"
       ;;
     train8b)
-      python3 bench/train_throughput.py --models llama3_8b --steps 5 --batch 2 --effective 8 --json "$OUT/train8b.json" \
+      python3 bench/train_throughput.py --models llama3_8b --steps ${STEPS:-5} --batch 2 --effective 8 --json "$OUT/train8b.json" \
         --paths ${PATHS:-unsloth sftlab sftlab-autotune bundled-grouped bundled-autotune autotune-sweep} 2>&1 \
         | grep --line-buffered -v "it/s]" | tee "$OUT/train8b.log"
       ;;

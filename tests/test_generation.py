@@ -79,6 +79,28 @@ def test_static_decoder_matches_generate_on_the_embedded_model(cache_dir):
         models.release_adapter(model)
 
 
+def test_unsloths_adapter_arithmetic_gives_the_same_tokens_in_float32(tiny_model):
+    """A model Unsloth loaded (every module marked, as its ``mark_unsloth_fast_path`` does) gets Unsloth's adapter
+    arithmetic, the update accumulated into each fused product; in float32 that is the same model, so the same
+    tokens as ``generate`` (tests/test_gpu.py checks the values against Unsloth's own kernel in bf16)."""
+    from sftlab.models.loading import release_adapter
+
+    base, tokenizer = tiny_model
+    model = with_trained_adapter(base)
+    try:
+        for module in model.modules():
+            module._unsloth_fast_path = True
+        decoder = generation.StaticDecoder(model, torch.float32)
+        assert all(layer.qkv.accumulate and layer.gate_up.accumulate for layer in decoder.layers)
+        del decoder
+        prompts = translation_prompts(tokenizer, 4)
+        assert same_greedy_outputs(model, tokenizer, prompts, batch_size=3, max_new_tokens=16)
+    finally:
+        for module in model.modules():
+            del module._unsloth_fast_path
+        release_adapter(model)
+
+
 def test_beam_search_and_other_architectures_keep_transformers(tiny_model):
     base, _ = tiny_model
     assert generation.decoder_name(base, num_beams=4) == "transformers"

@@ -85,3 +85,40 @@ def test_ddp_run_over_two_gpus(tmp_path, backend):
     assert metrics["peak_memory_kind"] == "cuda_allocated" and metrics["steps"] == 2
     assert (tmp_path / "train.rank1.log").is_file() and (tmp_path / rundir.ADAPTER / "adapter_config.json").is_file()
     assert json.loads((tmp_path / rundir.EVAL).read_text())["counts"]["pairs"] == 4
+
+
+def test_static_decoder_computes_an_unsloth_adapter_as_unsloth_does(cache_dir):
+    """Unsloth computes a LoRA update in the compute dtype, accumulated into the product (its kernels, in training
+    and in its inference path); the static decoder's layers give the very values of Unsloth's ``matmul_lora``, where
+    PEFT's float32 arithmetic does not."""
+    pytest.importorskip("unsloth")
+    from conftest import compose_train
+    from sftlab.config import Backend, Precision, to_schema
+    from sftlab.models.backends import resolve_backend
+
+    resolve_backend(Backend.unsloth)
+    from unsloth.kernels.utils import get_lora_parameters, matmul_lora
+
+    from sftlab.evaluation.generation import Linear
+    from sftlab.models import loading as models
+
+    cfg = to_schema(compose_train(["model=tiny_random", *GPU_MODEL]))
+    base, _ = models.load_base(models.model_path(cfg.model, cache_dir), Backend.unsloth, cfg.model, Precision.bf16, 256)
+    model = models.add_lora(base, cfg.lora, Backend.unsloth, False, seed=0, max_seq_length=256)
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:  # a trained adapter: a fresh one's B is zero and changes nothing
+                parameter.copy_(torch.randn(parameter.shape, generator=generator, device="cuda") * 0.05)
+    projection = model.get_base_model().model.layers[0].mlp.gate_proj
+    x = torch.randn(2, 16, projection.in_features, generator=generator, device="cuda").to(torch.bfloat16)
+    with torch.inference_mode():
+        expected = matmul_lora(x, *get_lora_parameters(projection))
+        decoder_layer = Linear.of(projection, torch.bfloat16)
+        assert decoder_layer.accumulate and decoder_layer.lora_a.dtype == torch.bfloat16
+        assert torch.equal(decoder_layer(x), expected)
+        peft_arithmetic = Linear(
+            decoder_layer.weight, None, *(t.float() for t in (decoder_layer.lora_a, decoder_layer.lora_b))
+        )
+        assert not torch.equal(peft_arithmetic(x), expected)
+    models.release_adapter(model)
