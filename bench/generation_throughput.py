@@ -12,10 +12,12 @@ end early, and the time per step counts the steps the batch ran).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +82,13 @@ def main() -> None:
     # the warm-up: the longest prompts, so the static decoder's shapes (and so its compiled step) are the measured ones
     longest_first = sorted(prompts, key=lambda p: -len(tokenizer(p)["input_ids"]))[: args.batch]
 
-    def timed(static: bool) -> tuple[float, list]:
+    def timed(static: bool) -> tuple[float, list, dict]:
         generation._generate(model, tokenizer, longest_first, args.batch, args.max_new_tokens, 1, static=static)
-        return gpu_seconds(
-            lambda: generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static=static)
-        )
+        with accounted(generation.StaticDecoder) as split:
+            seconds, outputs = gpu_seconds(
+                lambda: generation._generate(model, tokenizer, prompts, args.batch, args.max_new_tokens, 1, static)
+            )
+        return seconds, outputs, split
 
     # The static decoder's set-up (dequantizing the weights, the KV cache, compiling and capturing the step) is part
     # of each call and so of the timings below; timed alone too, so that the per-step figure can be read without it:
@@ -106,7 +110,7 @@ def main() -> None:
         generation.StaticDecoder.compile_step = compile_step if name == "static" else lambda self: None
         cold = build_seconds() if static else 0.0
         torch.cuda.reset_peak_memory_stats()
-        seconds, outputs = timed(static)
+        seconds, outputs, split = timed(static)
         warm = build_seconds() if static else 0.0
         batches = -(-len(prompts) // args.batch)
         results[name] = {
@@ -118,6 +122,9 @@ def main() -> None:
             "new_tokens_per_second": len(prompts) * args.max_new_tokens / seconds,
             "stopped": sum(stopped for _, stopped in outputs),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+            # where the measured call's seconds went: the decoder's build and its batches (GPU drained after each),
+            # Python's cycle collector, and the rest (tokenizing, decoding, freeing)
+            **({key: round(value, 3) for key, value in split.items()} | {"other_s": seconds - sum(split.values())}),
             "outputs": outputs,
         }
         print(f"[bench] {name}: {json.dumps({k: v for k, v in results[name].items() if k != 'outputs'})}", flush=True)
@@ -167,6 +174,43 @@ def main() -> None:
         "",
     ]
     emit_table(lines, args.write)
+
+
+@contextlib.contextmanager
+def accounted(decoder_class: Any) -> Iterator[dict]:
+    """Seconds spent in ``decoder_class.build`` and ``.run`` (the GPU drained after each) and in Python's cycle
+    collector while the block runs, filled in as it runs."""
+    import torch
+
+    split = {"build_s": 0.0, "run_s": 0.0, "gc_s": 0.0}
+    build, run = decoder_class.build, decoder_class.run
+
+    def timing(key: str, method: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            result = method(*args, **kwargs)
+            torch.cuda.synchronize()
+            split[key] += time.perf_counter() - started
+            return result
+
+        return wrapper
+
+    collecting = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            collecting.append(time.perf_counter())
+        elif collecting:
+            split["gc_s"] += time.perf_counter() - collecting.pop()
+
+    decoder_class.build = classmethod(timing("build_s", build.__func__))
+    decoder_class.run = timing("run_s", run)
+    gc.callbacks.append(on_gc)
+    try:
+        yield split
+    finally:
+        decoder_class.build, decoder_class.run = classmethod(build.__func__), run
+        gc.callbacks.remove(on_gc)
 
 
 def gpu_seconds(work: Callable[[], Any]) -> tuple[float, Any]:
