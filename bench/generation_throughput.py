@@ -123,8 +123,9 @@ def main() -> None:
             "stopped": sum(stopped for _, stopped in outputs),
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
             # where the measured call's seconds went: the decoder's build and its batches (GPU drained after each),
-            # Python's cycle collector, and the rest (tokenizing, decoding, freeing)
-            **({key: round(value, 3) for key, value in split.items()} | {"other_s": seconds - sum(split.values())}),
+            # Python's cycle collector, and the rest (tokenizing, decoding, freeing); the allocator's driver calls
+            **split,
+            "other_s": seconds - split["build_s"] - split["run_s"] - split["gc_s"],
             "outputs": outputs,
         }
         print(f"[bench] {name}: {json.dumps({k: v for k, v in results[name].items() if k != 'outputs'})}", flush=True)
@@ -178,12 +179,15 @@ def main() -> None:
 
 @contextlib.contextmanager
 def accounted(decoder_class: Any) -> Iterator[dict]:
-    """Seconds spent in ``decoder_class.build`` and ``.run`` (the GPU drained after each) and in Python's cycle
-    collector while the block runs, filled in as it runs."""
+    """Seconds spent in ``decoder_class.build`` and ``.run`` (the GPU drained after each; each run's too) and in
+    Python's cycle collector while the block runs, and the CUDA memory the caching allocator had to ask the driver
+    for (or give back) meanwhile."""
     import torch
 
     split = {"build_s": 0.0, "run_s": 0.0, "gc_s": 0.0}
+    runs: list[float] = []
     build, run = decoder_class.build, decoder_class.run
+    before = torch.cuda.memory_stats()
 
     def timing(key: str, method: Callable) -> Callable:
         def wrapper(*args, **kwargs):
@@ -191,6 +195,8 @@ def accounted(decoder_class: Any) -> Iterator[dict]:
             result = method(*args, **kwargs)
             torch.cuda.synchronize()
             split[key] += time.perf_counter() - started
+            if key == "run_s":
+                runs.append(round(time.perf_counter() - started, 3))
             return result
 
         return wrapper
@@ -211,6 +217,10 @@ def accounted(decoder_class: Any) -> Iterator[dict]:
     finally:
         decoder_class.build, decoder_class.run = classmethod(build.__func__), run
         gc.callbacks.remove(on_gc)
+        after = torch.cuda.memory_stats()
+        split["runs"] = runs
+        for key in ("num_device_alloc", "num_device_free", "num_alloc_retries"):
+            split[key] = after.get(key, 0) - before.get(key, 0)
 
 
 def gpu_seconds(work: Callable[[], Any]) -> tuple[float, Any]:
