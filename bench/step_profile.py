@@ -1,11 +1,13 @@
 """Where a training step's time goes: torch.profiler over three steps of sftlab's path or of the raw Unsloth loop.
 
     python bench/step_profile.py --model tinyllama --mode sftlab --out /tmp/profile.txt
-    python bench/step_profile.py --model tinyllama --mode raw --out /tmp/profile-raw.txt
+    python bench/step_profile.py --model llama3_8b --mode bundled --out /tmp/profile-bundled.txt
 
-Each mode runs in its own process on the random-weight shape of ``bench/common.py``, batch 2 x 2048, gradient
-checkpointing (both frameworks' defaults). The file gets the wall time per step, the GPU's busy time per step (sum
-of kernel times) and the kernels and CPU operators that take the most time.
+Each mode runs in its own process on the random-weight shape of ``bench/common.py``: ``sftlab`` and ``raw`` at batch
+2 x 2048 with gradient checkpointing (both frameworks' defaults; sftlab's autotune off), ``bundled`` sftlab on the
+bundled data as ``train_throughput.py``'s ``bundled-autotune`` runs it (batches of 8 similar lengths, autotune on).
+The file gets the wall time per step, the GPU's busy time per step (sum of kernel times) and the kernels and CPU
+operators that take the most time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ WAIT, WARMUP, ACTIVE = 5, 1, 3
 def report(prof, step_walls: list[float], out: Path, title: str) -> None:
     events = prof.key_averages()
     busy = sum(event.self_device_time_total for event in events) / ACTIVE / 1e3
-    wall = sum(step_walls[-ACTIVE:]) / ACTIVE * 1e3
+    wall = sum(step_walls[WAIT + WARMUP : WAIT + WARMUP + ACTIVE]) / ACTIVE * 1e3  # the profiled steps
     text = [
         f"# {title}",
         f"wall per step {wall:.1f} ms, GPU kernels per step {busy:.1f} ms (busy {busy / wall:.0%})",
@@ -73,12 +75,13 @@ def profile_raw(model_dir: str, out: Path) -> None:
     report(prof, walls, out, "raw Unsloth loop, 2 x 2048")
 
 
-def profile_sftlab(model_dir: str, work: Path, out: Path) -> None:
+def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None:
     """``python -m sftlab.train`` in this process, with a callback that runs the profiler over steps 6-8."""
     import unsloth  # noqa: F401  (before TRL, as sftlab's backend does)
     from transformers import TrainerCallback
 
     from sftlab.training import trainer as training
+    from train_throughput import BUNDLED
 
     class Profile(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -96,7 +99,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path) -> None:
 
         def on_train_end(self, args, state, control, **kwargs):
             self.prof.__exit__(None, None, None)
-            report(self.prof, self.walls, out, "sftlab (python -m sftlab.train), 2 x 2048")
+            report(self.prof, self.walls, out, f"sftlab (python -m sftlab.train), {shape}")
 
     original = training.SftlabTrainer.__init__
 
@@ -104,8 +107,14 @@ def profile_sftlab(model_dir: str, work: Path, out: Path) -> None:
         original(self, *args, callbacks=[*(callbacks or []), Profile()], **kwargs)
 
     training.SftlabTrainer.__init__ = with_profile
-    records = long_records(work / "long_records.jsonl", 64, 4096)
-    overrides = sftlab_overrides(model_dir, f"[{records}]", 2, 2048, WAIT + WARMUP + ACTIVE + 1)
+    steps = WAIT + WARMUP + ACTIVE + 1
+    if bundled:
+        shape = "the bundled data, batches of 8 similar lengths, trainer.autotune"
+        overrides = [*sftlab_overrides(model_dir, BUNDLED, 8, 2048, steps), "trainer.group_by_length=true"]
+    else:
+        shape = "2 x 2048, trainer.autotune=false"
+        records = long_records(work / "long_records.jsonl", 64, 4096)
+        overrides = [*sftlab_overrides(model_dir, f"[{records}]", 2, 2048, steps), "trainer.autotune=false"]
     sys.argv = ["sftlab.train", *overrides, f"hydra.run.dir={work / 'profile-run'}"]
     from sftlab.train import main
 
@@ -115,7 +124,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tinyllama")
-    parser.add_argument("--mode", choices=["sftlab", "raw"], default="sftlab")
+    parser.add_argument("--mode", choices=["sftlab", "raw", "bundled"], default="sftlab")
     parser.add_argument("--work", type=Path, default=Path("/tmp/sftlab-bench"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -124,7 +133,7 @@ def main() -> None:
     if args.mode == "raw":
         profile_raw(model_dir, args.out)
     else:
-        profile_sftlab(model_dir, args.work, args.out)
+        profile_sftlab(model_dir, args.work, args.out, bundled=args.mode == "bundled")
 
 
 if __name__ == "__main__":
