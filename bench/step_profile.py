@@ -115,10 +115,9 @@ def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None
         shape = "2 x 2048, trainer.autotune=false"
         records = long_records(work / "long_records.jsonl", 64, 4096)
         overrides = [*sftlab_overrides(model_dir, f"[{records}]", 2, 2048, steps), "trainer.autotune=false"]
-    sys.argv = ["sftlab.train", *overrides, f"hydra.run.dir={work / 'profile-run'}"]
-    from sftlab.train import main
+    from sftlab.cli import main
 
-    main()
+    main(["train", *overrides, f"hydra.run.dir={work / 'profile-run'}"])
 
 
 def main() -> None:
