@@ -24,8 +24,13 @@ WAIT, WARMUP, ACTIVE = 5, 1, 3
 
 
 def report(prof, step_walls: list[float], out: Path, title: str) -> None:
+    from torch.autograd import DeviceType
+
     events = prof.key_averages()
-    busy = sum(event.self_device_time_total for event in events) / ACTIVE / 1e3
+    # the kernels alone, as the profiler's own table totals them: ranges (ProfilerStep*, compiled regions, custom
+    # ops) carry device time too, the span of the kernels they cover, which would count those kernels again
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA and not e.is_user_annotation]
+    busy = sum(event.self_device_time_total for event in kernels) / ACTIVE / 1e3
     wall = sum(step_walls[WAIT + WARMUP : WAIT + WARMUP + ACTIVE]) / ACTIVE * 1e3  # the profiled steps
     text = [
         f"# {title}",
