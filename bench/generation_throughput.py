@@ -194,9 +194,10 @@ def accounted(decoder_class: Any) -> Iterator[dict]:
             started = time.perf_counter()
             result = method(*args, **kwargs)
             torch.cuda.synchronize()
-            split[key] += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            split[key] += elapsed
             if key == "run_s":
-                runs.append(round(time.perf_counter() - started, 3))
+                runs.append(round(elapsed, 3))
             return result
 
         return wrapper

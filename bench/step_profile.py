@@ -86,7 +86,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None
     from transformers import TrainerCallback
 
     from sftlab.training import trainer as training
-    from train_throughput import BUNDLED
+    from train_throughput import BUNDLED, batching_overrides
 
     class Profile(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -115,7 +115,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None
     steps = WAIT + WARMUP + ACTIVE + 1
     if bundled:
         shape = "the bundled data, batches of 8 similar lengths, trainer.autotune"
-        overrides = [*sftlab_overrides(model_dir, BUNDLED, 8, 2048, steps), "trainer.group_by_length=true"]
+        overrides = [*sftlab_overrides(model_dir, BUNDLED, 8, 2048, steps), *batching_overrides("grouped")]
     else:
         shape = "2 x 2048, trainer.autotune=false"
         records = long_records(work / "long_records.jsonl", 64, 4096)

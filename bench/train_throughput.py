@@ -121,6 +121,11 @@ BATCHING = {
 }
 
 
+def batching_overrides(batching: str | None) -> list[str]:
+    """The trainer.* overrides of a ``BATCHING`` key (None: random padded batches, as on the long records)."""
+    return [f"trainer.{key}={str(value).lower()}" for key, value in BATCHING.get(batching, BATCHING["padded"]).items()]
+
+
 def measure_sftlab(
     model_dir: str,
     steps: int,
@@ -144,7 +149,7 @@ def measure_sftlab(
         train_files = f"[{long_records(work / 'long_records.jsonl', rows, length * 2)}]"
     overrides = [
         *sftlab_overrides(model_dir, train_files, batch, length, WARMUP + steps, accumulation),
-        *(f"trainer.{key}={str(value).lower()}" for key, value in BATCHING.get(batching, BATCHING["padded"]).items()),
+        *batching_overrides(batching),
         f"trainer.autotune={str(autotune).lower()}",
     ]
     result, metrics = run_sftlab(overrides, run_dir, 900)
