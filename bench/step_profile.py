@@ -23,6 +23,88 @@ from common import build_random_llama, long_records, sftlab_overrides  # noqa: E
 WAIT, WARMUP, ACTIVE = 5, 1, 3
 
 
+# The Trainer's phases of a step, each wrapped in a profiler range (``phase_ranges``), so that the report can say
+# what the CPU was doing while the GPU had nothing to run. The optimizer's step and zero_grad carry torch's own.
+PHASES = {
+    "trainer": (
+        "get_batch_samples",
+        "training_step",
+        "compute_loss",
+        "_track_num_input_tokens",
+        "_clip_grad_norm",
+        "_maybe_log_save_evaluate",
+    ),
+    "callback_handler": ("on_step_begin", "on_step_end"),
+    "accelerator": ("backward",),
+}
+
+
+def phase_ranges(trainer) -> None:
+    """Wrap the methods of ``PHASES`` in ``record_function`` ranges named ``phase:Class.method``, on the classes
+    the trainer, its callback handler and its accelerator have now (Unsloth patches some of them at load time)."""
+    import functools
+
+    from torch.profiler import record_function
+
+    for attribute, methods in PHASES.items():
+        owner = trainer if attribute == "trainer" else getattr(trainer, attribute)
+        cls = type(owner)
+        for name in methods:
+            method = getattr(cls, name)
+            if getattr(method, "_phase_range", False):
+                continue
+
+            @functools.wraps(method)
+            def ranged(*args, __method=method, __name=f"phase:{cls.__name__}.{name}", **kwargs):
+                with record_function(__name):
+                    return __method(*args, **kwargs)
+
+            ranged._phase_range = True
+            setattr(cls, name, ranged)
+
+
+def idle_by_phase(prof) -> list[str]:
+    """GPU idle time per step during each phase range (and the optimizer's), from the profiler's event times.
+
+    The GPU is idle where no kernel, copy or set runs; a range's share is its CPU span's overlap with those gaps.
+    Ranges nest (training_step holds compute_loss and backward), so the rows do not add up.
+    """
+    from torch.autograd import DeviceType
+
+    events = prof.events()
+    device = sorted(
+        (e.time_range.start, e.time_range.end)
+        for e in events
+        if e.device_type == DeviceType.CUDA and not e.is_user_annotation
+    )
+    steps = [e for e in events if e.name.startswith("ProfilerStep")]
+    window = (min(e.time_range.start for e in steps), max(e.time_range.end for e in steps))
+    idle, cursor = [], window[0]
+    for start, end in device:
+        if start > cursor:
+            idle.append((cursor, min(start, window[1])))
+        cursor = max(cursor, end)
+    if cursor < window[1]:
+        idle.append((cursor, window[1]))
+
+    def idle_within(start: float, end: float) -> float:
+        return sum(max(0.0, min(end, b) - max(start, a)) for a, b in idle)
+
+    rows: dict[str, list[float]] = {}
+    for e in events:
+        if e.name.startswith(("phase:", "Optimizer.")) and e.device_type == DeviceType.CPU:
+            span = rows.setdefault(e.name, [0.0, 0.0, 0])
+            span[0] += e.time_range.end - e.time_range.start
+            span[1] += idle_within(e.time_range.start, e.time_range.end)
+            span[2] += 1
+    total_idle = sum(b - a for a, b in idle) / ACTIVE / 1e3
+    lines = [f"GPU idle per step {total_idle:.1f} ms; by the CPU range it falls in (ms per step):",
+             "| range | calls per step | CPU span | GPU idle during it |", "|---|---:|---:|---:|"]  # fmt: skip
+    for name, (span, gap, calls) in sorted(rows.items(), key=lambda item: -item[1][1]):
+        lines.append(f"| {name} | {calls / ACTIVE:.0f} | {span / ACTIVE / 1e3:.1f} | {gap / ACTIVE / 1e3:.1f} |")
+    return lines
+
+
 def report(prof, step_walls: list[float], out: Path, title: str) -> None:
     from torch.autograd import DeviceType
 
@@ -35,11 +117,12 @@ def report(prof, step_walls: list[float], out: Path, title: str) -> None:
     text = [
         f"# {title}",
         f"wall per step {wall:.1f} ms, GPU kernels per step {busy:.1f} ms (busy {busy / wall:.0%})",
+        *(idle_by_phase(prof) if "sftlab" in title else []),
         events.table(sort_by="self_device_time_total", row_limit=25),
         events.table(sort_by="cpu_time_total", row_limit=20),
     ]
     out.write_text("\n".join(text))
-    print("\n".join(text[:2]), flush=True)
+    print("\n".join(text[:-2]), flush=True)
 
 
 def profiler():
@@ -110,6 +193,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None
 
     def with_profile(self, *args, callbacks=None, **kwargs):
         original(self, *args, callbacks=[*(callbacks or []), Profile()], **kwargs)
+        phase_ranges(self)
 
     training.SftlabTrainer.__init__ = with_profile
     steps = WAIT + WARMUP + ACTIVE + 1

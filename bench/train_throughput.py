@@ -135,13 +135,16 @@ def measure_sftlab(
     work: Path,
     batching: str | None = None,
     autotune: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> dict:
     """`python -m sftlab.train` with the same shapes: SFTTrainer, the data pipeline, Unsloth backend.
 
     With ``batching`` (a key of ``BATCHING``) it trains on the bundled reasoning data, records of mixed lengths,
     batched that way; tokens/s then count real (non-padding) tokens only. ``autotune``: trainer.autotune=true.
+    ``extra``: further overrides, last (a path's ``+key=value`` suffixes).
     """
-    run_dir = work / f"sftlab-{Path(model_dir).name}-{batching or 'long'}{'-autotune' if autotune else ''}"
+    variant = "".join(f"-{override.replace('=', '-')}" for override in extra)  # '=' would break hydra.run.dir
+    run_dir = work / f"sftlab-{Path(model_dir).name}-{batching or 'long'}{'-autotune' if autotune else ''}{variant}"
     if batching:
         train_files = BUNDLED
     else:
@@ -151,6 +154,7 @@ def measure_sftlab(
         *sftlab_overrides(model_dir, train_files, batch, length, WARMUP + steps, accumulation),
         *batching_overrides(batching),
         f"trainer.autotune={str(autotune).lower()}",
+        *extra,
     ]
     result, metrics = run_sftlab(overrides, run_dir, 900)
     if metrics is None:
@@ -244,7 +248,8 @@ def main() -> None:
         "--paths",
         nargs="+",
         default=PATHS,
-        help=f"of {PATHS}, hf, bundled-<{'|'.join(BATCHING)}>, {', '.join(SWEEPS)}",
+        help=f"of {PATHS}, hf, bundled-<{'|'.join(BATCHING)}>, {', '.join(SWEEPS)}; an sftlab path may end in "
+        "+key=value overrides (bundled-autotune+trainer.optim=adamw_torch_fused)",
     )
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps measured (after 3 warm-up steps)")
     parser.add_argument("--batch", type=int, default=2, help="rows per micro-batch of the default paths")
@@ -257,6 +262,9 @@ def main() -> None:
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     accumulation = args.effective // args.batch
+    for path in args.paths:
+        if "+" in path and not path.startswith(("sftlab", "bundled-")):
+            parser.error(f"{path}: only sftlab paths take +key=value overrides")
 
     if args.measure:  # child process: one measurement, one JSON line
         measure = {"unsloth": measure_unsloth, "hf": measure_hf}[args.measure]
@@ -282,6 +290,7 @@ def main() -> None:
         model_dir = str(build_random_llama(name, args.work))
         results = {}
         for path in args.paths:
+            base, *extra = path.split("+")
             if path in SWEEPS:
                 sweeps[f"{name} {path}"] = autotune_sweep(model_dir, args.steps, args.effective, args.work, path)
                 print(
@@ -290,13 +299,13 @@ def main() -> None:
                 )
                 save(results)
                 continue
-            if path in ("sftlab", "sftlab-autotune"):
+            if base in ("sftlab", "sftlab-autotune"):
                 results[path] = measure_sftlab(
                     model_dir, args.steps, args.batch, accumulation, args.length, args.work,
-                    autotune=path.endswith("autotune"),
+                    autotune=base.endswith("autotune"), extra=tuple(extra),
                 )  # fmt: skip
-            elif path.startswith("bundled-"):
-                batching = path.removeprefix("bundled-")
+            elif base.startswith("bundled-"):
+                batching = base.removeprefix("bundled-")
                 results[path] = measure_sftlab(
                     model_dir,
                     args.steps,
@@ -306,6 +315,7 @@ def main() -> None:
                     args.work,
                     batching="grouped" if batching == "autotune" else batching,
                     autotune=batching == "autotune",
+                    extra=tuple(extra),
                 )
             else:
                 results[path] = run_json(

@@ -78,6 +78,9 @@ def sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         eval_on_start=cfg.eval_on_start and eval_steps > 0,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
+        # The filter reads every micro-step's loss on the host, a GPU sync, to replace a non-finite loss in the log
+        # by the average so far; sftlab wants that loss seen (FaultGuard stops the run on it).
+        logging_nan_inf_filter=False,
         save_strategy=save_strategy(cfg),
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
