@@ -6,8 +6,8 @@
 Each mode runs in its own process on the random-weight shape of ``bench/common.py``: ``sftlab`` and ``raw`` at batch
 2 x 2048 with gradient checkpointing (both frameworks' defaults; sftlab's autotune off), ``bundled`` sftlab on the
 bundled data as ``train_throughput.py``'s ``bundled-autotune`` runs it (batches of 8 similar lengths, autotune on).
-The file gets the wall time per step, the GPU's busy time per step (sum of kernel times) and the kernels and CPU
-operators that take the most time.
+The file gets the wall time per step, the GPU's busy time per step (sum of kernel times), for the sftlab modes the
+GPU's idle time by the Trainer phase the CPU was in, and the kernels and CPU operators that take the most time.
 """
 
 from __future__ import annotations
