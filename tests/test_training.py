@@ -274,3 +274,27 @@ def test_a_run_whose_model_cannot_load_is_still_described(tmp_path):
     record = rundir.read_record(tmp_path, rundir.RunRecord)
     assert record.command == "train" and record.model_path == "/nonexistent/model" and record.data_sha256
     assert rundir.read_record(tmp_path, rundir.Failure).user_error
+
+
+def test_batches_padded_to_a_multiple_keep_the_loss(tiny_model, records, tmp_path):
+    """trainer.pad_to_multiple_of reaches the collator sftlab's trainer uses, and the padding changes no loss."""
+    from sftlab.training.setup import TrainingSetup
+    from sftlab.training.trainer import SftlabTrainer, sft_config
+
+    model, tokenizer = tiny_model
+    split = tokenize_split(records[:4], tiny_format(tokenizer), tokenizer, 1024, completion_only_loss=True, name="test")
+    examples = [dict(example) for example in split.dataset]
+    losses, widths = [], []
+    for multiple in ("null", "64"):
+        cfg = to_schema(compose_train([f"trainer.pad_to_multiple_of={multiple}"]))
+        setup = TrainingSetup(None, None, None, [], [], cfg.trainer, cfg.seed, Precision.fp32, tmp_path, Backend.hf)
+        trainer = SftlabTrainer(
+            model=model, args=sft_config(setup, has_eval=False), train_dataset=split.dataset, processing_class=tokenizer
+        )
+        batch = trainer.data_collator(examples)
+        widths.append(batch["input_ids"].shape[1])
+        with torch.no_grad():
+            losses.append(model(**batch).loss.item())
+    longest = max(len(example["input_ids"]) for example in examples)
+    assert widths[0] == longest and widths[1] % 64 == 0 and widths[1] > longest
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -132,6 +132,9 @@ class TrainerConfig:
     # kept): less memory, but with torch < 2.12 slower than group_by_length under Unsloth (per-record attention).
     padding_free: bool = False
     packing: bool = False
+    # Pad each batch to a multiple of this many tokens (null: to its longest row): fewer distinct shapes, so fewer
+    # compiled (and CUDA-graphed) variants, for some padded compute; the loss ignores the padding either way.
+    pad_to_multiple_of: int | None = None
     gradient_checkpointing: bool = True
     # On a CUDA GPU: choose checkpointing, per-device batch and accumulation for speed, keeping per-device batch x
     # accumulation (sftlab.training.memory_plan); memory_budget_gib caps the GPU memory it plans for (null: the free).
@@ -169,6 +172,8 @@ class TrainerConfig:
             self.gradient_accumulation_steps,
         )
         require(self.max_seq_length >= 16, "trainer.max_seq_length", ">= 16", self.max_seq_length)
+        multiple = self.pad_to_multiple_of
+        require(multiple is None or multiple >= 1, "trainer.pad_to_multiple_of", ">= 1 (or null)", multiple)
         budget = self.memory_budget_gib
         require(budget is None or budget > 0, "trainer.memory_budget_gib", "> 0 (or null)", budget)
         require(

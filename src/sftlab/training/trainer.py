@@ -53,6 +53,7 @@ def sft_config(setup: TrainingSetup, has_eval: bool) -> SFTConfig:
         padding_free=cfg.padding_free,
         packing=cfg.packing,
         packing_strategy="bfd",
+        pad_to_multiple_of=cfg.pad_to_multiple_of,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
