@@ -24,7 +24,7 @@ WAIT, WARMUP, ACTIVE = 5, 1, 3
 
 
 # The Trainer's phases of a step, each wrapped in a profiler range (``phase_ranges``), so that the report can say
-# what the CPU was doing while the GPU had nothing to run. The optimizer's step and zero_grad carry torch's own.
+# what the CPU was doing while the GPU had nothing to run. The optimizer's step carries torch's own range.
 PHASES = {
     "trainer": (
         "get_batch_samples",
@@ -105,7 +105,8 @@ def idle_by_phase(prof) -> list[str]:
     return lines
 
 
-def report(prof, step_walls: list[float], out: Path, title: str) -> None:
+def report(prof, step_walls: list[float], out: Path, title: str, phases: bool = False) -> None:
+    """The profile's summary into ``out``; ``phases``: with the GPU's idle time by Trainer phase."""
     from torch.autograd import DeviceType
 
     events = prof.key_averages()
@@ -117,7 +118,7 @@ def report(prof, step_walls: list[float], out: Path, title: str) -> None:
     text = [
         f"# {title}",
         f"wall per step {wall:.1f} ms, GPU kernels per step {busy:.1f} ms (busy {busy / wall:.0%})",
-        *(idle_by_phase(prof) if "sftlab" in title else []),
+        *(idle_by_phase(prof) if phases else []),
         events.table(sort_by="self_device_time_total", row_limit=25),
         events.table(sort_by="cpu_time_total", row_limit=20),
     ]
@@ -187,7 +188,7 @@ def profile_sftlab(model_dir: str, work: Path, out: Path, bundled: bool) -> None
 
         def on_train_end(self, args, state, control, **kwargs):
             self.prof.__exit__(None, None, None)
-            report(self.prof, self.walls, out, f"sftlab (python -m sftlab.train), {shape}")
+            report(self.prof, self.walls, out, f"sftlab (python -m sftlab.train), {shape}", phases=True)
 
     original = training.SftlabTrainer.__init__
 
