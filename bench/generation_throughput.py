@@ -191,10 +191,7 @@ def accounted(decoder_class: Any) -> Iterator[dict]:
 
     def timing(key: str, method: Callable) -> Callable:
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            result = method(*args, **kwargs)
-            torch.cuda.synchronize()
-            elapsed = time.perf_counter() - started
+            elapsed, result = gpu_seconds(lambda: method(*args, **kwargs))
             split[key] += elapsed
             if key == "run_s":
                 runs.append(round(elapsed, 3))

@@ -23,6 +23,16 @@ def tiny_format(tokenizer, name="reasoning_tags"):
     return PromptFormat(to_schema(compose_train([f"prompt={name}"])).prompt, tokenizer=tokenizer)
 
 
+def trl_settings(overrides: list[str], run_dir):
+    """TRL's settings (``training.trainer.sft_config``) for the trainer config those overrides compose."""
+    from sftlab.training.setup import TrainingSetup
+    from sftlab.training.trainer import sft_config
+
+    cfg = to_schema(compose_train(overrides))
+    setup = TrainingSetup(None, None, None, [], [], cfg.trainer, cfg.seed, Precision.fp32, run_dir, Backend.hf)
+    return sft_config(setup, has_eval=False)
+
+
 def test_completion_only_loss_masks_every_prompt_token(tiny_model, records):
     _, tokenizer = tiny_model
     fmt = tiny_format(tokenizer)
@@ -254,12 +264,7 @@ def test_the_interrupt_message_promises_only_what_was_saved(tmp_path):
 
 def test_the_seed_recipe_reaches_trl_as_the_recipe_trains(tmp_path):
     """experiment=seed_recipe's trainer settings as TRL receives them: a save per epoch, whole-text loss, paging."""
-    from sftlab.training.setup import TrainingSetup
-    from sftlab.training.trainer import sft_config
-
-    cfg = to_schema(compose_train(["experiment=seed_recipe"]))
-    setup = TrainingSetup(None, None, None, [], [], cfg.trainer, cfg.seed, Precision.fp32, tmp_path, Backend.hf)
-    args = sft_config(setup, has_eval=False)
+    args = trl_settings(["experiment=seed_recipe"], tmp_path)
     assert args.save_strategy == "epoch" and args.logging_steps == 100 and args.seed == 3407
     assert args.optim == "paged_adamw_32bit" and args.learning_rate == 1e-4 and args.max_length == 1024
     assert args.per_device_train_batch_size == 2 and args.gradient_accumulation_steps == 1
@@ -278,19 +283,15 @@ def test_a_run_whose_model_cannot_load_is_still_described(tmp_path):
 
 def test_batches_padded_to_a_multiple_keep_the_loss(tiny_model, records, tmp_path):
     """trainer.pad_to_multiple_of reaches the collator sftlab's trainer uses, and the padding changes no loss."""
-    from sftlab.training.setup import TrainingSetup
-    from sftlab.training.trainer import SftlabTrainer, sft_config
+    from sftlab.training.trainer import SftlabTrainer
 
     model, tokenizer = tiny_model
     split = tokenize_split(records[:4], tiny_format(tokenizer), tokenizer, 1024, completion_only_loss=True, name="test")
     examples = [dict(example) for example in split.dataset]
     losses, widths = [], []
     for multiple in ("null", "64"):
-        cfg = to_schema(compose_train([f"trainer.pad_to_multiple_of={multiple}"]))
-        setup = TrainingSetup(None, None, None, [], [], cfg.trainer, cfg.seed, Precision.fp32, tmp_path, Backend.hf)
-        trainer = SftlabTrainer(
-            model=model, args=sft_config(setup, has_eval=False), train_dataset=split.dataset, processing_class=tokenizer
-        )
+        args = trl_settings([f"trainer.pad_to_multiple_of={multiple}"], tmp_path)
+        trainer = SftlabTrainer(model=model, args=args, train_dataset=split.dataset, processing_class=tokenizer)
         batch = trainer.data_collator(examples)
         widths.append(batch["input_ids"].shape[1])
         with torch.no_grad():
