@@ -2,6 +2,7 @@
 # The GPU machine's measurements for issue 21, in stages, from the project root (results and logs under $OUT):
 #   bash bench/gpu_session.sh setup tests tiny gen     # first call: unpack the bundle, GPU tests, TinyLlama, generation
 #   bash bench/gpu_session.sh setup train8b           # second call (setup is a no-op on a warm machine); PATHS=, STEPS=
+#     (comparing bundled-data variants: STEPS=47; one configuration spread 4-8% over 15-25 steps, under 1% over 47)
 #   bash bench/gpu_session.sh setup holders           # what a sweep holds between trials (docs/benchmarks.md)
 # Needs .device-site carried (../shared/device/site.sh builds it). Output goes through tee into $OUT, never through
 # tail: a stage stopped at the call's limit then still returns what it printed (2026-11-29 lost a whole stage so).
